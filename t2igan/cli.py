@@ -1,0 +1,157 @@
+"""`t2igan` command line: generate | interpolate | info | bench (and train, eval, data, export as they land)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model name under weights/ or a model folder (default: shipped model)")
+    p.add_argument("--device", default=None, help="auto | cuda | mps | cpu (default: $T2IGAN_DEVICE or auto)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: $T2IGAN_THREADS or torch's)")
+
+
+def _load(args):
+    from .weights import load_pipeline
+
+    return load_pipeline(args.model, device=args.device, threads=args.threads)
+
+
+def _save(images, out: str, separate: bool, upscale: int, cols: int | None = None) -> list[Path]:
+    from .images import enlarge, make_grid
+
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if separate or len(images) == 1:
+        paths = [out_path] if len(images) == 1 else [out_path.with_name(f"{out_path.stem}-{i:02d}{out_path.suffix}") for i in range(len(images))]
+        for im, p in zip(images, paths):
+            enlarge(im, upscale).save(p)
+        return paths
+    enlarge(make_grid(images, cols=cols), upscale).save(out_path)
+    return [out_path]
+
+
+def cmd_generate(args) -> int:
+    pipe = _load(args)
+    prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
+    images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation).images
+    for p in _save(images, args.output, args.separate, args.upscale):
+        print(p)
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    pipe = _load(args)
+    frames = pipe.interpolate(args.prompt_a, args.prompt_b, seed_a=args.seed_a, seed_b=args.seed_b,
+                              num_frames=args.frames, truncation=args.truncation).images
+    out = Path(args.output)
+    if out.suffix.lower() in (".gif", ".webp"):
+        from .images import enlarge
+
+        big = [enlarge(f, args.upscale) for f in frames]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        big[0].save(out, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=120, loop=0)
+        print(out)
+    else:
+        for p in _save(frames, args.output, False, args.upscale, cols=len(frames)):
+            print(p)
+    return 0
+
+
+def cmd_info(args) -> int:
+    import diffusers
+    import torch
+    import transformers
+
+    from . import __version__
+    from .device import describe, pick_device, set_threads
+    from .weights import NoModelError, list_models, resolve_model, weights_dir
+
+    set_threads(args.threads)
+    info = {"t2igan": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__, "python": sys.version.split()[0],
+            "device": describe(pick_device(args.device)), "weights_dir": str(weights_dir()), "models": list_models()}
+    try:
+        path = resolve_model(args.model)
+        index = json.loads((path / "model_index.json").read_text())
+        gen = json.loads((path / "generator" / "config.json").read_text())
+        info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
+                    resolution=gen.get("resolution"))
+    except NoModelError as e:
+        info.update(model=None, note=str(e))
+    for k, v in info.items():
+        print(f"{k:>14}: {', '.join(v) if isinstance(v, list) else v}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_generate
+
+    print(json.dumps(bench_generate(args.model, device=args.device, threads=args.threads,
+                                    batches=tuple(args.batches), repeats=args.repeats)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="t2igan", description="Text-to-image GAN studio: generate, train, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="prompt → PNG (a grid, or one file per image with --separate)")
+    g.add_argument("prompt")
+    g.add_argument("-n", type=int, default=1, help="images for the prompt")
+    g.add_argument("--seed", type=int, default=0, help="image k uses seed + k")
+    g.add_argument("--truncation", type=float, default=1.0, help="noise scale: lower = more typical, less varied")
+    g.add_argument("--mix", default=None, help="a second prompt to blend in")
+    g.add_argument("--mix-weight", type=float, default=0.5, help="weight of --mix in the blend (0..1)")
+    g.add_argument("-o", "--output", default="t2igan.png")
+    g.add_argument("--separate", action="store_true", help="one file per image (out-00.png, ...)")
+    g.add_argument("--upscale", type=int, default=1, help="nearest-neighbour enlargement factor")
+    _common(g)
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("interpolate", help="frames between two prompts and/or two seeds (PNG strip, GIF or WebP)")
+    i.add_argument("prompt_a")
+    i.add_argument("prompt_b", nargs="?", default=None)
+    i.add_argument("--seed-a", type=int, default=0)
+    i.add_argument("--seed-b", type=int, default=None)
+    i.add_argument("--frames", type=int, default=8)
+    i.add_argument("--truncation", type=float, default=1.0)
+    i.add_argument("-o", "--output", default="interpolation.png")
+    i.add_argument("--upscale", type=int, default=1)
+    _common(i)
+    i.set_defaults(func=cmd_interpolate)
+
+    f = sub.add_parser("info", help="device, model, text encoder and versions")
+    _common(f)
+    f.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="generation speed benchmark (one JSON line)")
+    b.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    b.add_argument("--repeats", type=int, default=5)
+    _common(b)
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .text import EncoderNotAvailable
+    from .weights import NoModelError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "mix_weight", 0.5) is not None and not 0 <= getattr(args, "mix_weight", 0.5) <= 1:
+        print("t2igan: error: --mix-weight must be between 0 and 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (NoModelError, EncoderNotAvailable, ValueError, OSError) as e:
+        print(f"t2igan: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("t2igan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

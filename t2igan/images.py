@@ -1,0 +1,27 @@
+"""Small image helpers shared by the CLI, trainer and app: grids and crisp enlargement."""
+from __future__ import annotations
+
+import math
+
+from PIL import Image
+
+
+def make_grid(images: list[Image.Image], cols: int | None = None, pad: int = 2, fill=(255, 255, 255)) -> Image.Image:
+    """Tile same-size images into one picture, row by row."""
+    if not images:
+        raise ValueError("no images to tile")
+    cols = cols or math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), fill)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid.paste(im.convert("RGB"), (pad + c * (w + pad), pad + r * (h + pad)))
+    return grid
+
+
+def enlarge(image: Image.Image, factor: int) -> Image.Image:
+    """Nearest-neighbour enlargement so pixels stay crisp."""
+    if factor <= 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)

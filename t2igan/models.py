@@ -1,0 +1,190 @@
+"""The text-conditioned generator and the matching-aware discriminator (DF-GAN family).
+
+Generator (read top to bottom like the paper's figure):
+
+    sentence e (unit norm) ──×√d──► TextMap ─► t ─┐
+    noise z ~ N(0, I)·truncation ─────────────────┴─► c = [z, t]
+    c ─► Linear ─► 4×4 ─► [up ×2 ─► Fuse(c) ─► conv ─► Fuse(c) ─► conv  (+ skip)] × n ─► LReLU ─► conv ─► tanh ─► RGB
+
+Every Fuse is two per-channel affine modulations predicted from c (DF-GAN's DFBlock), so the prompt steers every
+resolution. The sentence vector is scaled to unit variance per element before its learned map: a raw unit-norm
+384-d vector beside N(0, I) noise is drowned out and the generator learns to ignore the text.
+
+Discriminator:
+
+    image ─► conv ─► [DownBlock] × n ─► h (4×4) ──┬─► concat(h, t tiled) ─► conv ─► LReLU ─► conv4×4 ─► s_match
+                                                  └─► ⟨pool(h), W t⟩ (projection) ──────────────────────────► + s_proj
+
+One scalar per (image, sentence): high for real matching pairs, low for fakes and for real images with the wrong text.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+SIZES = (32, 64, 128)
+
+# Default widths per resolution, from 4×4 upwards (generator) / from full size down to 4×4 (discriminator).
+# Chosen by measured cost: the 64-px generator is ~0.38 GFLOP per image (DF-GAN nf=32: 0.9); see README "Models".
+DEFAULT_G_CHANNELS = {32: (256, 160, 80, 40), 64: (256, 160, 80, 40, 20), 128: (256, 160, 80, 40, 20, 16)}
+DEFAULT_D_CHANNELS = {32: (32, 64, 128, 256), 64: (16, 32, 64, 128, 256), 128: (16, 16, 32, 64, 128, 256)}
+
+
+def _check_size(resolution: int, channels, name: str) -> tuple[int, ...]:
+    if resolution not in SIZES:
+        raise ValueError(f"{name}: resolution must be one of {SIZES}, got {resolution}")
+    levels = int(math.log2(resolution)) - 1  # 4×4 up to resolution, inclusive
+    channels = tuple(int(c) for c in channels) if channels else None
+    if channels is None or len(channels) != levels:
+        raise ValueError(f"{name}: {resolution}-px needs {levels} channel widths (4×4 … {resolution}²), got {channels}")
+    return channels
+
+
+class TextMap(nn.Module):
+    """Unit-norm sentence vector → conditioning code t, rescaled so the text is as loud as the noise."""
+
+    def __init__(self, text_dim: int, cond_dim: int):
+        super().__init__()
+        self.scale = math.sqrt(text_dim)
+        self.fc = nn.Linear(text_dim, cond_dim)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.fc(e * self.scale), 0.2)
+
+
+class Affine(nn.Module):
+    """Per-channel scale and shift predicted from the condition; starts as the identity."""
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        hidden = min(channels, 128)
+        self.scale = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.shift = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        for head, bias in ((self.scale[2], 1.0), (self.shift[2], 0.0)):
+            nn.init.zeros_(head.weight)
+            nn.init.constant_(head.bias, bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x * self.scale(c)[:, :, None, None] + self.shift(c)[:, :, None, None]
+
+
+class Fuse(nn.Module):
+    """DF-GAN's deep text-image fusion: affine → LReLU → affine → LReLU."""
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.a1, self.a2 = Affine(cond_dim, channels), Affine(cond_dim, channels)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.a1(x, c), 0.2)
+        return F.leaky_relu(self.a2(x, c), 0.2)
+
+
+class UpBlock(nn.Module):
+    """×2 nearest up-sampling, then two condition-modulated 3×3 convolutions with a residual skip."""
+
+    def __init__(self, cond_dim: int, cin: int, cout: int):
+        super().__init__()
+        self.fuse1, self.conv1 = Fuse(cond_dim, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.fuse2, self.conv2 = Fuse(cond_dim, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        h = self.conv1(self.fuse1(x, c))
+        h = self.conv2(self.fuse2(h, c))
+        return self.skip(x) + h
+
+
+class Generator(ModelMixin, ConfigMixin):
+    """(noise z, sentence embedding e) → RGB image in [-1, 1] of size `resolution`."""
+
+    @register_to_config
+    def __init__(self, resolution: int = 64, z_dim: int = 64, text_dim: int = 384, cond_dim: int = 192,
+                 channels: tuple[int, ...] | list[int] | None = None):
+        super().__init__()
+        channels = _check_size(resolution, channels or DEFAULT_G_CHANNELS.get(resolution), "Generator")
+        c_dim = z_dim + cond_dim
+        self.text_map = TextMap(text_dim, cond_dim)
+        self.stem = nn.Linear(c_dim, channels[0] * 4 * 4)
+        self.blocks = nn.ModuleList(UpBlock(c_dim, a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
+
+    def condition(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """The code c = [z, TextMap(e)] that every block is modulated by."""
+        return torch.cat([z, self.text_map(e)], dim=1)
+
+    def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        c = self.condition(z, e)
+        x = self.stem(c).view(z.shape[0], -1, 4, 4)
+        for block in self.blocks:
+            x = block(x, c)
+        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+
+
+class DownBlock(nn.Module):
+    """Strided 4×4 conv → 3×3 conv, added to an average-pooled 1×1 skip through a learned gate (starts closed)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.conv1(x), 0.2)
+        h = F.leaky_relu(self.conv2(h), 0.2)
+        return F.avg_pool2d(self.skip(x), 2) + self.gate * h
+
+
+class Discriminator(ModelMixin, ConfigMixin):
+    """Scores (image, sentence) pairs: realism and image–text match in one logit (one-way output)."""
+
+    @register_to_config
+    def __init__(self, resolution: int = 64, text_dim: int = 384, cond_dim: int = 192,
+                 channels: tuple[int, ...] | list[int] | None = None, projection: bool = True):
+        super().__init__()
+        channels = _check_size(resolution, channels or DEFAULT_D_CHANNELS.get(resolution), "Discriminator")
+        self.from_rgb = nn.Conv2d(3, channels[0], 3, padding=1)
+        self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        top = channels[-1]
+        self.text_map = TextMap(text_dim, cond_dim)
+        self.joint = nn.Sequential(
+            nn.Conv2d(top + cond_dim, top // 2, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(top // 2, 1, 4)
+        )
+        self.project = nn.Linear(cond_dim, top, bias=False) if projection else None
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Image → 4×4 feature map; computed once per batch and reused for matching and mismatched texts."""
+        h = self.from_rgb(images)
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+    def score(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Feature map + sentence embedding → one logit per pair."""
+        t = self.text_map(e)
+        out = self.joint(torch.cat([h, t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1)).flatten()
+        if self.project is not None:
+            out = out + (h.mean((2, 3)) * self.project(t)).sum(1) / math.sqrt(h.shape[1])
+        return out
+
+    def forward(self, images: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.score(self.features(images), e)
+
+
+@torch.no_grad()
+def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass (multiply-adds count as 2), measured by torch's counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module(*inputs)
+    return int(counter.get_total_flops())

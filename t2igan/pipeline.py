@@ -1,0 +1,229 @@
+"""T2IGANPipeline: prompt → sentence embedding (+ noise) → generator → images, in diffusers' conventions."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.image_processor import VaeImageProcessor
+
+from .models import Discriminator, Generator
+from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts
+
+MAX_IMAGES = 256          # per call: keeps one request from exhausting memory
+MAX_PROMPT_CHARS = 2000   # longer prompts are cut; the tokenizer keeps far fewer tokens anyway
+SEED_MAX = 2**63 - 1
+
+Prompt = str | list[str] | dict[str, float]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation row-wise; falls back to linear when the vectors are (anti)parallel."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-8), b / b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    lerp = (1 - t) * a + t * b
+    out = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+    return torch.where(so.abs() < 1e-4, lerp, out)
+
+
+def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
+    """One noise row per seed, drawn on the CPU so a seed gives the same image on every device."""
+    rows = []
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= SEED_MAX:
+            raise ValueError(f"seed must be a whole number between 0 and {SEED_MAX}, got {s!r}")
+        rows.append(torch.randn(z_dim, generator=torch.Generator("cpu").manual_seed(s)))
+    return torch.stack(rows)
+
+
+class T2IGANPipeline(DiffusionPipeline):
+    """Text-to-image with a conditional GAN: one generator forward pass per image.
+
+    Components: `generator` (the image network), `text_encoder` + `tokenizer` (transformers), and optionally the
+    `discriminator`, kept so that fine-tuning starts from a trained critic. The text encoder is not copied into saved
+    folders when it can be loaded by name (`text_encoder_id`, e.g. the bundled 'minilm'): a model folder stays small.
+    """
+
+    _optional_components = ["text_encoder", "tokenizer", "discriminator"]
+
+    def __init__(self, generator: Generator, text_encoder=None, tokenizer=None,
+                 discriminator: Discriminator | None = None, text_encoder_id: str | None = DEFAULT_ENCODER):
+        super().__init__()
+        if text_encoder is None or tokenizer is None:
+            if not text_encoder_id:
+                raise ValueError("T2IGANPipeline needs a text encoder: pass text_encoder + tokenizer or text_encoder_id")
+            text_encoder, tokenizer = load_encoder_parts(text_encoder_id)
+        self.register_modules(generator=generator, text_encoder=text_encoder, tokenizer=tokenizer,
+                              discriminator=discriminator)
+        self.register_to_config(text_encoder_id=text_encoder_id)
+        self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
+        self._text: TextEncoder | None = None
+        dim = self.text.dim
+        if dim != generator.config.text_dim:
+            raise ValueError(f"the text encoder gives {dim}-d embeddings but the generator expects "
+                             f"{generator.config.text_dim}-d (text_dim): they were not trained together")
+
+    @property
+    def text(self) -> TextEncoder:
+        """The pooling + caching wrapper around `text_encoder`/`tokenizer`."""
+        if self._text is None or self._text.model is not self.text_encoder:
+            self._text = TextEncoder(self.text_encoder, self.tokenizer)
+        return self._text
+
+    # ------------------------------------------------------------------ prompts and noise
+    def encode_prompt(self, prompt: Prompt) -> torch.Tensor:
+        """Sentence embeddings [P, dim]; a dict {prompt: weight} is blended into one unit-norm embedding."""
+        if isinstance(prompt, dict):
+            if not prompt:
+                raise ValueError("prompt mix is empty")
+            texts = [self._clean(p) for p in prompt]
+            weights = torch.tensor([float(w) for w in prompt.values()])
+            if not torch.isfinite(weights).all() or weights.sum() <= 0 or (weights < 0).any():
+                raise ValueError(f"prompt weights must be finite, non-negative and not all zero, got {list(prompt.values())}")
+            mixed = (self.text.encode(texts) * weights[:, None]).sum(0, keepdim=True)
+            return mixed / mixed.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise ValueError("no prompt given")
+        return self.text.encode([self._clean(p) for p in prompts])
+
+    @staticmethod
+    def _clean(prompt) -> str:
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be text, got {type(prompt).__name__}")
+        prompt = " ".join(prompt.replace("\x00", " ").split())[:MAX_PROMPT_CHARS]
+        if not prompt:
+            raise ValueError("prompt is empty: type what the image should show")
+        return prompt
+
+    def prepare_latents(self, batch_size: int, generator=None, seed: int | None = None) -> torch.Tensor:
+        """Noise [batch, z_dim]: from `seed` (image k uses seed + k), a torch.Generator, or a list of them."""
+        z_dim = self.generator.config.z_dim
+        if seed is not None:
+            return noise_for_seeds([int(seed) + k for k in range(batch_size)] if isinstance(seed, int) else seed, z_dim)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != batch_size:
+                raise ValueError(f"got {len(generator)} torch generators for {batch_size} images")
+            return torch.stack([torch.randn(z_dim, generator=g, device=g.device).cpu() for g in generator])
+        device = generator.device if generator is not None else torch.device("cpu")
+        return torch.randn(batch_size, z_dim, generator=generator, device=device).cpu()
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
+                 seed: int | None = None, truncation: float = 1.0, latents: torch.Tensor | None = None,
+                 prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True):
+        """Generate `num_images_per_prompt` images for each prompt.
+
+        `truncation` scales the noise: below 1 trades variety for typical, cleaner images. Same prompt, seed and
+        device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n.
+        """
+        n = _whole(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
+        truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if prompt_embeds is None:
+            if prompt is None:
+                raise ValueError("give a prompt (or prompt_embeds)")
+            prompt_embeds = self.encode_prompt(prompt)
+        embeds = prompt_embeds.float().repeat_interleave(n, dim=0)
+        if embeds.shape[0] > MAX_IMAGES:
+            raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {embeds.shape[0]}")
+        if latents is None:
+            latents = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed)
+        elif latents.shape != (embeds.shape[0], self.generator.config.z_dim):
+            raise ValueError(f"latents must have shape {(embeds.shape[0], self.generator.config.z_dim)}, got {tuple(latents.shape)}")
+        images = self._render(latents * truncation, embeds)
+        return self._output(images, output_type, return_dict)
+
+    def _render(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        dev = self.generator.device
+        was_training = self.generator.training
+        self.generator.eval()
+        out = self.generator(z.to(dev, self.generator.dtype), e.to(dev, self.generator.dtype)).float()
+        self.generator.train(was_training)
+        return out
+
+    def _output(self, images: torch.Tensor, output_type: str, return_dict: bool):
+        images = self.image_processor.postprocess(images.cpu(), output_type=output_type)
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    @torch.no_grad()
+    def interpolate(self, prompt_a: Prompt, prompt_b: Prompt | None = None, seed_a: int = 0, seed_b: int | None = None,
+                    num_frames: int = 8, truncation: float = 1.0, output_type: str = "pil", return_dict: bool = True):
+        """Frames that walk from (prompt_a, seed_a) to (prompt_b, seed_b); omit either end to hold it fixed."""
+        n = _whole(num_frames, "num_frames", 2, MAX_IMAGES)
+        truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        e_a = self.encode_prompt(prompt_a)[:1]
+        e_b = self.encode_prompt(prompt_b)[:1] if prompt_b is not None else e_a
+        z_a = noise_for_seeds([seed_a], self.generator.config.z_dim)
+        z_b = noise_for_seeds([seed_b], self.generator.config.z_dim) if seed_b is not None else z_a
+        ts = [k / (n - 1) for k in range(n)]
+        e = torch.cat([slerp(e_a, e_b, t) for t in ts])
+        z = torch.cat([slerp(z_a, z_b, t) for t in ts])
+        return self._output(self._render(z * truncation, e), output_type, return_dict)
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike, include_text_encoder: bool | None = None, **kwargs):
+        """Write a model folder atomically (model_index.json + component folders, safetensors only).
+
+        The text encoder is stored by name (`text_encoder_id`) unless `include_text_encoder` or the pipeline has no id.
+        """
+        include = include_text_encoder if include_text_encoder is not None else not self.config.text_encoder_id
+        target = Path(save_directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        te, tok = self.text_encoder, self.tokenizer
+        try:
+            if not include:
+                self.register_modules(text_encoder=None, tokenizer=None)
+            super().save_pretrained(str(tmp), safe_serialization=True, **kwargs)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self.register_modules(text_encoder=te, tokenizer=tok)
+        _replace_dir(tmp, target)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load a model folder; only safetensors weights are ever read (no pickle)."""
+        kwargs["use_safetensors"] = True
+        path = Path(pretrained_model_name_or_path)
+        if path.exists() and not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} is not a t2igan model folder: it has no model_index.json")
+        return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap a finished folder into place, keeping the old one until the new one is there."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _whole(value, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value:
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {int(value)}")
+    return int(value)
+
+
+def _finite(value, name: str, lo: float, hi: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a number between {lo} and {hi}, got {value}")
+    return value

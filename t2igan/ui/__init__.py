@@ -1,0 +1,4 @@
+"""The Gradio app: a thin layer over the library (nothing here that the Python API and CLI cannot do)."""
+from .app import build_app
+
+__all__ = ["build_app"]

@@ -1,0 +1,79 @@
+"""Where model folders live, and loading one onto a device: the one entry point the CLI, app and API share."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+WEIGHTS_ENV = "T2IGAN_WEIGHTS"
+DEFAULT_MODEL = "emoji-64"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class NoModelError(FileNotFoundError):
+    """No trained model folder is available (yet)."""
+
+
+def weights_dir() -> Path:
+    """$T2IGAN_WEIGHTS, else the `weights/` folder beside the package (a source checkout), else ./weights."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).resolve()
+    beside = Path(__file__).resolve().parent.parent / "weights"
+    return beside if beside.is_dir() else Path("weights").resolve()
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / "model_index.json").is_file() and (path / "generator").is_dir()
+
+
+def list_models(root: Path | None = None) -> list[str]:
+    """Names of the pipeline folders under the weights folder, the default model first."""
+    root = root or weights_dir()
+    if not root.is_dir():
+        return []
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and NAME_RE.match(p.name) and is_model_dir(p))
+    return sorted(names, key=lambda n: n != DEFAULT_MODEL)
+
+
+def check_name(name: str) -> str:
+    """A model name is letters, digits, '-' and '_' (at most 64): it is used as a folder name under weights/."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"invalid model name {name!r}: use letters, digits, '-' and '_' (at most 64, no paths)")
+    return name
+
+
+def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = True) -> Path:
+    """A model name under weights/ (or, if allowed, a folder path) → its folder; the default model when None."""
+    root = weights_dir()
+    if model is None or str(model) == "":
+        names = list_models(root)
+        if not names:
+            raise NoModelError(
+                f"no trained model found in {root}: train one (t2igan train ...) or restore the shipped "
+                f"weights/{DEFAULT_MODEL} folder (git checkout -- weights)"
+            )
+        return root / names[0]
+    text = str(model)
+    if NAME_RE.match(text) and (root / text).is_dir():
+        path = root / text
+    elif allow_paths and ("/" in text or os.sep in text or Path(text).exists()):
+        path = Path(text).expanduser().resolve()
+    else:
+        if not allow_paths:
+            check_name(text)
+        raise NoModelError(f"model '{text}' not found in {root} (available: {', '.join(list_models(root)) or 'none'})")
+    if not is_model_dir(path):
+        raise NoModelError(f"{path} is not a t2igan model folder (it needs model_index.json and generator/)")
+    return path
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None, threads: int | None = None):
+    """Load a model folder (default: the shipped model) on the chosen device; returns a T2IGANPipeline."""
+    from .device import pick_device, set_threads
+    from .pipeline import T2IGANPipeline
+
+    set_threads(threads)
+    dev = pick_device(device)
+    pipe = T2IGANPipeline.from_pretrained(resolve_model(model))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(dev)

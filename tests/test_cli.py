@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from t2igan.cli import main
+
+
+def test_generate_grid_and_separate(tiny_pipe, weights_root, tmp_path, capsys):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    out = tmp_path / "out.png"
+    assert main(["generate", "a red apple", "--seed", "3", "-n", "4", "--truncation", "0.8", "-o", str(out)]) == 0
+    grid = Image.open(out)
+    assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)
+    assert main(["generate", "a cat", "-n", "2", "--separate", "--model", "tiny", "-o", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s-00.png").size == (32, 32) and (tmp_path / "s-01.png").exists()
+    assert main(["generate", "a cat", "--mix", "a dog", "--mix-weight", "0.3", "--upscale", "4",
+                 "--model", str(weights_root / "tiny"), "-o", str(tmp_path / "m.png")]) == 0
+    assert Image.open(tmp_path / "m.png").size == (128, 128)
+
+
+def test_interpolate_gif(tiny_pipe, weights_root, tmp_path):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["interpolate", "a cat", "a dog", "--seed-b", "4", "--frames", "4", "-o", str(tmp_path / "i.gif")]) == 0
+    gif = Image.open(tmp_path / "i.gif")
+    assert gif.n_frames >= 4
+
+
+def test_no_model_is_a_clear_error(weights_root, capsys):
+    assert main(["generate", "a cat"]) == 1
+    assert "no trained model found" in capsys.readouterr().err
+
+
+def test_bad_values_are_errors_not_tracebacks(tiny_pipe, weights_root, capsys):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["generate", "a cat", "-n", "0"]) == 1
+    assert "between 1 and" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--model", "nope"]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_info_and_console_script(tiny_pipe, weights_root, tmp_path):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    proc = subprocess.run([sys.executable, "-m", "t2igan", "info", "--device", "cpu"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "device: cpu" in proc.stdout and "tiny" in proc.stdout and "minilm" in proc.stdout
+
+
+def test_bench_prints_json(tiny_pipe, weights_root, capsys):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["bench", "--batches", "1", "2", "--repeats", "1"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["bench"] == "generate" and line["batch2_images_per_s"] > 0 and line["peak_rss_MB"] > 0

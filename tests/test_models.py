@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from t2igan.models import DEFAULT_G_CHANNELS, Discriminator, Generator, count_flops
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_shapes_for_each_size(size):
+    g, d = Generator(resolution=size), Discriminator(resolution=size)
+    z, e = torch.randn(2, g.config.z_dim), torch.nn.functional.normalize(torch.randn(2, 384), dim=1)
+    with torch.no_grad():
+        x = g(z, e)
+        assert x.shape == (2, 3, size, size)
+        assert x.min() >= -1 and x.max() <= 1
+        assert d(x, e).shape == (2,)
+
+
+def test_default_64px_generator_is_cheap():
+    g = Generator()
+    flops = count_flops(g, torch.randn(1, 64), torch.randn(1, 384))
+    assert flops < 0.4e9, f"64-px generator costs {flops / 1e9:.3f} GFLOP/image; the budget is 0.4"
+    assert len(DEFAULT_G_CHANNELS[64]) == 5
+
+
+def test_text_changes_the_image_from_the_start():
+    """With random weights the prompt must already move the image as much as the noise does."""
+    torch.manual_seed(0)
+    g = Generator()
+    with torch.no_grad():
+        g.blocks[0].fuse1.a1.scale[2].weight.normal_(0, 0.1)  # a few steps of training, roughly
+        z = torch.randn(1, 64).repeat(2, 1)
+        e = torch.nn.functional.normalize(torch.randn(2, 384), dim=1)
+        by_text = (g(z[:1], e[:1]) - g(z[1:], e[1:])).abs().mean()
+        z2 = torch.randn(1, 64)
+        by_noise = (g(z[:1], e[:1]) - g(z2, e[:1])).abs().mean()
+    assert by_text > 0.3 * by_noise
+
+
+def test_bad_config_is_explained():
+    with pytest.raises(ValueError, match="resolution must be one of"):
+        Generator(resolution=48)
+    with pytest.raises(ValueError, match="needs 5 channel widths"):
+        Generator(resolution=64, channels=(64, 32))
+
+
+def test_save_load_model_folder(tmp_path):
+    g = Generator(resolution=32)
+    g.save_pretrained(tmp_path / "g")
+    assert (tmp_path / "g" / "diffusion_pytorch_model.safetensors").is_file()
+    h = Generator.from_pretrained(tmp_path / "g")
+    for a, b in zip(g.state_dict().values(), h.state_dict().values()):
+        assert torch.equal(a, b)

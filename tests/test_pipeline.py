@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2igan import T2IGANPipeline
+
+
+def test_output_types(tiny_pipe):
+    pil = tiny_pipe("a red apple", num_images_per_prompt=2, seed=1).images
+    assert len(pil) == 2 and isinstance(pil[0], Image.Image) and pil[0].size == (32, 32)
+    arr = tiny_pipe("a red apple", seed=1, output_type="np").images
+    assert arr.shape == (1, 32, 32, 3) and arr.min() >= 0 and arr.max() <= 1
+    pt = tiny_pipe("a red apple", seed=1, output_type="pt").images
+    assert pt.shape == (1, 3, 32, 32)
+    assert np.allclose(pt.permute(0, 2, 3, 1).numpy(), arr, atol=1e-6)
+    assert isinstance(tiny_pipe("a", seed=1, return_dict=False), tuple)
+
+
+def test_determinism_and_seed_variety(tiny_pipe):
+    a = tiny_pipe("a red apple", seed=7, output_type="pt").images
+    b = tiny_pipe("a red apple", seed=7, output_type="pt").images
+    c = tiny_pipe("a red apple", seed=8, output_type="pt").images
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 1e-3
+    four = tiny_pipe("a red apple", seed=7, num_images_per_prompt=4, output_type="pt").images
+    # image k uses seed + k (batched kernels may differ in the last float bits)
+    assert torch.allclose(four[0], a[0], atol=1e-5) and torch.allclose(four[1], c[0], atol=1e-5)
+
+
+def test_torch_generator_and_list(tiny_pipe):
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    a = tiny_pipe("a cat", num_images_per_prompt=2, generator=g1, output_type="pt").images
+    b = tiny_pipe("a cat", num_images_per_prompt=2, generator=g2, output_type="pt").images
+    assert torch.equal(a, b)
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    c = tiny_pipe(["a cat", "a dog"], generator=gens, output_type="pt").images
+    assert c.shape[0] == 2
+
+
+def test_prompt_mixing(tiny_pipe):
+    e_cat, e_dog = tiny_pipe.encode_prompt(["a cat", "a dog"])
+    mix = tiny_pipe.encode_prompt({"a cat": 1.0, "a dog": 1.0})[0]
+    assert torch.allclose(mix.norm(), torch.tensor(1.0), atol=1e-5)
+    assert torch.allclose(mix, torch.nn.functional.normalize(e_cat + e_dog, dim=0), atol=1e-5)
+    only_cat = tiny_pipe({"a cat": 1.0, "a dog": 0.0}, seed=0, output_type="pt").images
+    assert torch.allclose(only_cat, tiny_pipe("a cat", seed=0, output_type="pt").images, atol=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        tiny_pipe.encode_prompt({"a cat": float("nan")})
+
+
+def test_interpolate_endpoints(tiny_pipe):
+    frames = tiny_pipe.interpolate("a cat", "a dog", seed_a=1, seed_b=2, num_frames=5, output_type="pt").images
+    assert frames.shape[0] == 5
+    start = tiny_pipe("a cat", seed=1, output_type="pt").images[0]
+    end = tiny_pipe("a dog", seed=2, output_type="pt").images[0]
+    assert torch.allclose(frames[0], start, atol=1e-5) and torch.allclose(frames[-1], end, atol=1e-5)
+    steps = (frames[1:] - frames[:-1]).abs().mean((1, 2, 3))
+    assert (steps > 0).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prompt=""), "empty"),
+    (dict(prompt="   "), "empty"),
+    (dict(prompt="x", num_images_per_prompt=0), "between 1 and"),
+    (dict(prompt="x", num_images_per_prompt=-3), "between 1 and"),
+    (dict(prompt="x", num_images_per_prompt=2.5), "whole number"),
+    (dict(prompt="x", truncation=float("nan")), "truncation"),
+    (dict(prompt="x", seed=-1), "seed"),
+    (dict(prompt="x", seed=2**70), "seed"),
+    (dict(prompt="x", output_type="jpg"), "output_type"),
+    (dict(prompt=b"\xff\x00"), "must be text"),
+])
+def test_bad_arguments_are_explained(tiny_pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe(**kwargs)
+
+
+def test_huge_prompt_is_cut_not_crashing(tiny_pipe):
+    assert len(tiny_pipe("apple " * 50_000, seed=0).images) == 1
+
+
+def test_save_load_roundtrip(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    assert index["_class_name"] == "T2IGANPipeline" and index["text_encoder_id"] == "minilm"
+    assert index["text_encoder"] == [None, None], "the bundled encoder is referenced, not copied"
+    files = sorted(p.name for p in (tmp_path / "m").rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl", ".ckpt"))]
+    loaded = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.discriminator is not None
+    a = tiny_pipe("a red apple", seed=3, output_type="pt").images
+    b = loaded("a red apple", seed=3, output_type="pt").images
+    assert torch.allclose(a, b, atol=1e-6)
+    loaded.save_pretrained(tmp_path / "m2")
+    again = T2IGANPipeline.from_pretrained(tmp_path / "m2")
+    assert torch.equal(b, again("a red apple", seed=3, output_type="pt").images)
+
+
+def test_save_is_atomic_and_replaces(tiny_pipe, tmp_path, monkeypatch):
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    before = (tmp_path / "m" / "generator" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(type(tiny_pipe.generator), "save_pretrained", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tiny_pipe.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "generator" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"], "no temp folder left behind"
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        T2IGANPipeline.from_pretrained(tmp_path)
+
+
+def test_only_safetensors_are_loaded(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    st = tmp_path / "m" / "generator" / "diffusion_pytorch_model.safetensors"
+    torch.save(tiny_pipe.generator.state_dict(), tmp_path / "m" / "generator" / "diffusion_pytorch_model.bin")
+    st.unlink()
+    with pytest.raises(Exception):
+        T2IGANPipeline.from_pretrained(tmp_path / "m")

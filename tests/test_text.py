@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from t2igan.text import EncoderNotAvailable, TextEncoder, bundled_encoder_path, load_encoder_parts, pooling_for
+
+
+def test_bundled_minilm_offline_normalised(text_encoder):
+    assert (bundled_encoder_path() / "model.safetensors").is_file()
+    e = text_encoder.encode(["red heart", "pink heart", "black car"])
+    assert e.shape == (3, 384) and e.dtype == torch.float32
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert text_encoder.pooling == "mean"
+    sim = e @ e.T
+    assert sim[0, 1] > sim[0, 2] + 0.1, "'red heart' should be nearer 'pink heart' than 'black car'"
+
+
+def test_batched_equals_single_and_cache(text_encoder):
+    batch = text_encoder.encode(["a cat", "a dog on a skateboard", "a cat"])
+    single = text_encoder.encode("a dog on a skateboard")
+    assert torch.allclose(batch[1], single[0], atol=1e-5)
+    assert torch.equal(batch[0], batch[2])
+    assert "a cat" in text_encoder._cache
+
+
+def test_lru_cache_is_bounded(text_encoder):
+    small = TextEncoder(text_encoder.model, text_encoder.tokenizer, cache_size=3)
+    small.encode([f"word {i}" for i in range(10)])
+    assert len(small._cache) == 3
+
+
+def test_disk_cache_roundtrip(text_encoder, tmp_path):
+    caps = ["a red apple", "a green apple"]
+    first = text_encoder.encode_to_disk_cache(caps, tmp_path)
+    files = list(tmp_path.glob("captions-*.safetensors"))
+    assert len(files) == 1
+    again = text_encoder.encode_to_disk_cache(caps, tmp_path)
+    assert torch.equal(first, again)
+    files[0].write_bytes(b"garbage")  # a damaged cache is rebuilt, not trusted
+    assert torch.allclose(text_encoder.encode_to_disk_cache(caps, tmp_path), first)
+
+
+def test_unknown_encoder_gives_clear_error():
+    with pytest.raises(EncoderNotAvailable, match="not available offline"):
+        load_encoder_parts("nobody/no-such-encoder-xyz")
+
+
+def test_pooling_choice_by_model_type():
+    class Cfg:
+        model_type = "clip_text_model"
+
+    class Clip:
+        config = Cfg()
+        text_projection = object()
+
+    class Bert:
+        class config:
+            model_type = "bert"
+
+    assert pooling_for(Clip()) == "projected"
+    assert pooling_for(Bert()) == "mean"
+
+
+def test_other_transformers_encoder_from_local_folder(tmp_path):
+    """Any transformers encoder works from a folder: a tiny random CLIP text model, saved and loaded back."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizerFast, BertTokenizerFast
+
+    from t2igan.text import bundled_encoder_path
+
+    cfg = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, projection_dim=24, max_position_embeddings=64)
+    CLIPTextModelWithProjection(cfg).save_pretrained(tmp_path)
+    BertTokenizerFast.from_pretrained(bundled_encoder_path()).save_pretrained(tmp_path)
+    enc = TextEncoder.from_pretrained(tmp_path)
+    assert enc.pooling == "projected"
+    e = enc.encode(["a cat", "a dog"])
+    assert e.shape == (2, 24)
+    assert torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
