@@ -94,6 +94,64 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import signal
+
+    from tqdm import tqdm
+
+    from .train import TrainConfig, train
+
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if args.prompts:
+        overrides["sample_prompts"] = [p.strip() for p in args.prompts.split("|") if p.strip()]
+    overrides.pop("prompts", None)
+    config = TrainConfig(**overrides)
+    stop = {"asked": False}
+
+    def on_sigint(signum, frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        tqdm.write("stopping after this step (writing a checkpoint); press Ctrl-C again to abort at once")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+
+    def progress(event: dict) -> None:
+        kind = event["type"]
+        if kind == "start":
+            bar.n = event["step"]
+            bar.refresh()
+        elif kind == "step":
+            bar.update(event["step"] - bar.n)
+            bar.set_postfix(D=f"{event['d']:.3f}", G=f"{event['g']:.3f}", gp=f"{event['penalty']:.3f}")
+        elif kind == "dataset":
+            tqdm.write(event["summary"])
+        elif kind in ("log", "sample", "checkpoint", "exported"):
+            tqdm.write(event.get("message") or f"{kind}: {event.get('path')}")
+
+    try:
+        result = train(config, progress=progress, should_stop=lambda: stop["asked"])
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    print(f"{result['status']} at step {result['step']}; model: {result['out']}; run: {result['run_dir']}")
+    return 0
+
+
+def cmd_data_emoji(args) -> int:
+    from .datasets.emoji import EmojiBuildError, build_emoji_dataset
+
+    try:
+        report = build_emoji_dataset(args.out, vendors=args.vendors, test_fraction=args.test_fraction,
+                                     seed=args.seed, resolution=args.resolution)
+    except EmojiBuildError as e:
+        print(f"t2igan: error: {e}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2igan", description="Text-to-image GAN studio: generate, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +185,41 @@ def build_parser() -> argparse.ArgumentParser:
     _common(f)
     f.set_defaults(func=cmd_info)
 
+    t = sub.add_parser("train", help="train or fine-tune on captioned images (folder or .zip)")
+    t.add_argument("--data", required=True, help="folder or .zip: metadata.jsonl, captions.csv or .txt per image")
+    t.add_argument("--out", required=True, help="model folder to export to, e.g. weights/my-model")
+    t.add_argument("--run-dir", default=None, help="checkpoints, stats.jsonl and samples (default: runs/<name>)")
+    t.add_argument("--init", default=None, help="fine-tune from this model (name under weights/ or folder)")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr-g", type=float, default=None)
+    t.add_argument("--lr-d", type=float, default=None)
+    t.add_argument("--augment", default=None, help="DiffAugment policy, e.g. 'translation,cutout' or 'none'")
+    t.add_argument("--precision", choices=["bf16", "fp32"], default=None)
+    t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None, help="new models only")
+    t.add_argument("--gp-weight", type=float, default=None)
+    t.add_argument("--gp-every", type=int, default=None)
+    t.add_argument("--sample-every", type=int, default=None)
+    t.add_argument("--checkpoint-every", type=int, default=None)
+    t.add_argument("--log-every", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--prompts", default=None, help="sample-grid prompts separated by '|'")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--device", default=None)
+    t.add_argument("--threads", type=int, default=None)
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("data", help="build a training dataset")
+    dsub = d.add_subparsers(dest="dataset", required=True)
+    de = dsub.add_parser("emoji", help="64-px emoji with captions from the emoji-datasource npm packages (needs npm)")
+    de.add_argument("--out", default="data/emoji")
+    de.add_argument("--vendors", nargs="+", default=["google", "twitter"])
+    de.add_argument("--test-fraction", type=float, default=0.05, help="held-out share of base emoji")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--resolution", type=int, default=64)
+    de.set_defaults(func=cmd_data_emoji)
+
     b = sub.add_parser("bench", help="generation speed benchmark (one JSON line)")
     b.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     b.add_argument("--repeats", type=int, default=5)
@@ -136,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
     from .text import EncoderNotAvailable
+    from .train import TrainingDiverged
     from .weights import NoModelError
 
     args = build_parser().parse_args(argv)
@@ -145,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (NoModelError, EncoderNotAvailable, ValueError, OSError) as e:
+    except (NoModelError, EncoderNotAvailable, CheckpointError, TrainingDiverged, ValueError, OSError) as e:
         print(f"t2igan: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

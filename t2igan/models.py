@@ -175,8 +175,15 @@ class Discriminator(ModelMixin, ConfigMixin):
             out = out + (h.mean((2, 3)) * self.project(t)).sum(1) / math.sqrt(h.shape[1])
         return out
 
-    def forward(self, images: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        return self.score(self.features(images), e)
+    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
+        """Logits for (images[i], e[i]). With `mismatched` (training): images = [real; fake], and the real images are
+        also scored against the wrong sentences; returns (real, fake, mismatched) logits from one forward pass."""
+        h = self.features(images)
+        if mismatched is None:
+            return self.score(h, e)
+        n = mismatched.shape[0]
+        out = self.score(torch.cat([h, h[:n]]), torch.cat([e, mismatched]))
+        return out[:n], out[n : 2 * n], out[2 * n :]
 
 
 @torch.no_grad()

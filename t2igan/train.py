@@ -1,0 +1,392 @@
+"""The adversarial training loop, top to bottom (like nanoGPT's train.py).
+
+Generator G and discriminator D play a hinge-loss game on (image, caption) pairs:
+  D learns: real image + its caption → high;  G(z, caption) + caption → low;  real image + another caption → low.
+  G learns: make D score G(z, caption) + caption high.
+A matching-aware zero-centred gradient penalty (DF-GAN's MA-GP) on real pairs keeps D smooth in both the image and
+the sentence, DiffAugment stops D memorising small data, and an EMA copy of G is what samples and exports use.
+
+One function, `train(config, progress, should_stop)`, is called by the CLI (`t2igan train`), the background
+`TrainingJob` and `accelerate launch` for several processes alike.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import diff_augment, parse_policy
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataConfig, load_captioned_images
+from .images import make_grid
+from .models import Discriminator, Generator
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved in every checkpoint and in the run folder."""
+
+    data: str                                   # folder or .zip of captioned images
+    out: str                                    # exported model folder (e.g. weights/my-model)
+    run_dir: str | None = None                  # checkpoints, stats.jsonl, samples (default: runs/<name of out>)
+    init: str | None = None                     # fine-tune from this model folder (G, D)
+    resume: bool = False                        # continue from run_dir's checkpoint
+    steps: int = 2000                           # total steps of this run (including resumed ones)
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    gp_weight: float = 2.0                      # MA-GP: weight · mean(‖∇(image, sentence) D‖^p)
+    gp_power: float = 6.0
+    gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
+    augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
+    ema_decay: float = 0.999
+    precision: str = "bf16"                     # 'bf16' autocast (CPU AVX-512 / GPU) or 'fp32'
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = None
+    encoder: str = "minilm"                     # text encoder for a new model (fine-tuning uses the init's)
+    resolution: int = 64                        # new model only
+    g_channels: list[int] | None = None         # new model only (default: models.DEFAULT_G_CHANNELS)
+    d_channels: list[int] | None = None
+    z_dim: int = 64
+    cond_dim: int = 192
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    sample_prompts: list[str] | None = None     # default: 8 captions spread over the dataset
+    sample_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    background: tuple[int, int, int] = (255, 255, 255)
+    min_pairs: int = 4
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path("runs") / Path(self.out).name
+
+
+def cache_dir() -> Path:
+    """Per-user cache for caption embeddings and downloaded packages ($XDG_CACHE_HOME/t2igan)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "t2igan"
+
+
+class EpochPermutation(torch.utils.data.Sampler):
+    """A fresh shuffle per epoch, fixed by (seed, epoch): resuming at any step replays the same batches."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses or weights became NaN/inf: training stopped before anything broken was written."""
+
+
+Progress = Callable[[dict], None]
+
+
+def train(config: TrainConfig, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+          accelerator=None) -> dict:
+    """Run (or resume) a training run; returns the final status. `should_stop` is polled once per step."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from .device import set_threads
+    from .pipeline import T2IGANPipeline
+    from .text import TextEncoder
+
+    emit = progress or (lambda event: None)
+    should_stop = should_stop or (lambda: False)
+    cfg = config
+    _validate(cfg)
+    set_threads(cfg.threads)
+    # --------------------------------------------------------------------------------------------- engine
+    use_cpu = (cfg.device or os.environ.get("T2IGAN_DEVICE") or "auto") == "cpu" or not torch.cuda.is_available()
+    acc = accelerator or Accelerator(cpu=use_cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+    main = acc.is_main_process
+    log = (lambda msg: emit({"type": "log", "message": msg})) if main else (lambda msg: None)
+    set_seed(cfg.seed + acc.process_index)
+    run = cfg.run_path()
+    # --------------------------------------------------------------------------------------------- models
+    init_pipe = None
+    if cfg.init:
+        from .weights import resolve_model
+
+        init_pipe = T2IGANPipeline.from_pretrained(resolve_model(cfg.init))
+        G = init_pipe.generator
+        if init_pipe.discriminator is not None:
+            D = init_pipe.discriminator
+        else:
+            log(f"{cfg.init} has no discriminator: fine-tuning starts with a fresh one")
+            D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
+        encoder = init_pipe.text
+        encoder_id = init_pipe.config.text_encoder_id
+    else:
+        encoder = TextEncoder.from_pretrained(cfg.encoder)
+        encoder_id = cfg.encoder
+        G = Generator(resolution=cfg.resolution, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
+                      channels=cfg.g_channels)
+        D = Discriminator(resolution=cfg.resolution, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
+                          channels=cfg.d_channels)
+    G.train(), D.train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    resolution = G.config.resolution
+    # --------------------------------------------------------------------------------------------- data
+    data, report = load_captioned_images(cfg.data, DataConfig(resolution=resolution, background=tuple(cfg.background),
+                                                              min_pairs=cfg.min_pairs))
+    emit({"type": "dataset", "report": report.to_dict(), "summary": report.summary()}) if main else None
+    captions = data.unique_captions()
+    row_of = {c: i for i, c in enumerate(captions)}
+    caption_rows = [[row_of[c] for c in caps] for caps in data.captions]
+    with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
+        text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
+    log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px")
+    policy = parse_policy(cfg.augment)
+    # --------------------------------------------------------------------------------------------- optimisers
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    step = 0
+    if cfg.resume and (run / CHECKPOINT).is_file():
+        state = load_checkpoint(run / CHECKPOINT)
+        if state["data_fingerprint"] != data.fingerprint():
+            log("warning: the data changed since this checkpoint was written; continuing with the new data")
+        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
+        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        _set_rng(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
+        log(f"resumed from {run / CHECKPOINT} at step {step}")
+    elif cfg.resume:
+        log(f"no checkpoint in {run}: starting from step 0")
+    sampler = EpochPermutation(len(data), cfg.seed)
+    # its own generator: creating an iterator must not draw from the global RNG (exact resume)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    if len(loader) == 0:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the dataset ({len(data)} pairs)")
+    G, D, opt_g, opt_d, loader = acc.prepare(G, D, opt_g, opt_d, loader)
+    D_plain = acc.unwrap_model(D)
+    dev = acc.device
+    text_table = text_table.to(dev)
+    z_dim = acc.unwrap_model(G).config.z_dim
+    sample_prompts = cfg.sample_prompts or [captions[i] for i in np.linspace(0, len(captions) - 1, 8).astype(int)]
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        (run / "samples").mkdir(exist_ok=True)
+
+    def pick_captions(idx: torch.Tensor) -> torch.Tensor:
+        """One caption per image, drawn at random among its captions (a new draw every step)."""
+        rows = [random.choice(caption_rows[i]) for i in idx.tolist()]
+        return text_table[torch.tensor(rows, device=dev)]
+
+    def checkpoint() -> None:
+        _check_finite(acc.unwrap_model(G), D_plain, step)
+        if main:
+            save_checkpoint(run / CHECKPOINT, {
+                "G": acc.unwrap_model(G).state_dict(), "D": D_plain.state_dict(), "G_ema": G_ema.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "config": asdict(cfg),
+                "data_fingerprint": data.fingerprint(), "rng": [_get_rng()]})
+            emit({"type": "checkpoint", "step": step, "path": str(run / CHECKPOINT)})
+            # the exported model follows the checkpoints, so a long run always has a usable model folder
+            export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out)
+            emit({"type": "exported", "path": str(cfg.out), "step": step})
+        acc.wait_for_everyone()
+
+    def sample() -> None:
+        if not main:
+            return
+        e = encoder.encode(sample_prompts).to(dev)
+        z = torch.cat([_seed_noise(s, z_dim) for s in cfg.sample_seeds]).to(dev)
+        with torch.no_grad():
+            rows = [G_ema(z, e[i : i + 1].expand(len(z), -1)) for i in range(len(e))]
+        images = [_to_pil(x) for x in torch.cat(rows)]
+        path = run / "samples" / f"step-{step:07d}.png"
+        make_grid(images, cols=len(cfg.sample_seeds) * 2).save(path)
+        emit({"type": "sample", "step": step, "path": str(path), "prompts": sample_prompts})
+
+    # --------------------------------------------------------------------------------------------- the loop
+    emit({"type": "start", "step": step, "total": cfg.steps}) if main else None
+    window, t_window, t_start, start_step = [], time.perf_counter(), time.perf_counter(), step
+    stats_file = run / "stats.jsonl"
+    status = "completed"
+    if step == 0 and main:
+        sample()
+    steps_per_epoch = len(loader)
+    while step < cfg.steps:
+        epoch, position = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch)  # batch order is a function of the step, so a resumed run sees the same batches
+        for real, idx in (acc.skip_first_batches(loader, position) if position else loader):
+            if step >= cfg.steps:
+                break
+            if should_stop():
+                status = "stopped"
+                break
+            real = real.to(dev, non_blocking=True)
+            e = pick_captions(idx)
+            e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
+            z = torch.randn(real.shape[0], z_dim, device=dev)
+
+            # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
+            with_gp = cfg.gp_weight > 0 and step % cfg.gp_every == 0
+            with torch.no_grad():
+                fake = G(z, e)
+            real_in = diff_augment(real, policy).requires_grad_(with_gp)
+            e_in = e.clone().requires_grad_(with_gp)
+            out_real, out_fake, out_wrong = D(torch.cat([real_in, diff_augment(fake.float(), policy)]),
+                                              torch.cat([e_in, e]), mismatched=e_wrong)
+            loss_real = F.relu(1.0 - out_real).mean()
+            loss_fake = F.relu(1.0 + out_fake).mean()
+            loss_wrong = F.relu(1.0 + out_wrong).mean()
+            loss_d = loss_real + 0.5 * (loss_fake + loss_wrong)
+            penalty = torch.zeros((), device=dev)
+            if with_gp:
+                g_img, g_txt = torch.autograd.grad(out_real.float().sum(), (real_in, e_in), create_graph=True)
+                # the sentence enters D scaled by √d (TextMap): penalise the gradient in that unit-variance space
+                g_txt = g_txt / D_plain.text_map.scale
+                grad = torch.cat([g_img.flatten(1), g_txt.flatten(1)], dim=1)
+                penalty = grad.norm(2, dim=1).pow(cfg.gp_power).mean()
+                loss_d = loss_d + cfg.gp_weight * cfg.gp_every * penalty
+            opt_d.zero_grad(set_to_none=True)
+            acc.backward(loss_d)
+            opt_d.step()
+
+            # ---- G step: fool D on (G(z, caption), caption)
+            D_plain.requires_grad_(False)
+            fake = G(z, e)
+            loss_g = -D_plain(diff_augment(fake.float(), policy), e).float().mean()
+            opt_g.zero_grad(set_to_none=True)
+            acc.backward(loss_g)
+            opt_g.step()
+            D_plain.requires_grad_(True)
+
+            # ---- EMA of G (ramped up so early samples are not dominated by the random init)
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for p_ema, p in zip(G_ema.parameters(), acc.unwrap_model(G).parameters()):
+                    p_ema.lerp_(p.detach(), 1 - decay)
+            step += 1
+
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g]).detach().float()
+            if not torch.isfinite(losses).all():
+                raise TrainingDiverged(
+                    f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
+                    f"training stopped and nothing was written — the last checkpoint in {run} is intact. "
+                    "Try lower learning rates or precision='fp32'.")
+            window.append(losses)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                mean = acc.reduce(torch.stack(window).mean(0), reduction="mean").tolist()
+                now = time.perf_counter()
+                rate = len(window) / max(now - t_window, 1e-9)
+                record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
+                          "penalty": mean[4], "g": mean[5], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
+                window, t_window = [], now
+                if main:
+                    with open(stats_file, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    emit({"type": "step", "total": cfg.steps, **record})
+            if step % cfg.sample_every == 0:
+                sample()
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+        else:
+            continue
+        break
+    # --------------------------------------------------------------------------------------------- finish
+    if step > start_step and step % cfg.checkpoint_every:
+        checkpoint()
+    if step > start_step and step % cfg.sample_every:
+        sample()
+    if main and not (Path(cfg.out) / "model_index.json").is_file():
+        export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out)
+        emit({"type": "exported", "path": str(cfg.out), "step": step})
+    acc.wait_for_everyone()
+    result = {"status": status, "step": step, "run_dir": str(run), "out": str(cfg.out)}
+    emit({"type": "done", **result}) if main else None
+    return result
+
+
+def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id: str | None, out: str | os.PathLike):
+    """Write a pipeline folder (EMA generator for inference + the discriminator for later fine-tuning)."""
+    from .pipeline import T2IGANPipeline
+
+    gen = copy.deepcopy(G).cpu()
+    gen.load_state_dict(G_ema.state_dict())
+    pipe = T2IGANPipeline(generator=gen.eval(), discriminator=copy.deepcopy(D).cpu().eval(),
+                          text_encoder=encoder.model, tokenizer=encoder.tokenizer, text_encoder_id=encoder_id)
+    pipe.save_pretrained(out)
+
+
+def _validate(cfg: TrainConfig) -> None:
+    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "gp_every"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+    for name in ("lr_g", "lr_d"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
+            raise ValueError(f"{name} must be a number between 0 and 1, got {v!r}")
+    if cfg.precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    if cfg.batch_size < 2:
+        raise ValueError("batch_size must be at least 2 (mismatched pairs come from other images in the batch)")
+    parse_policy(cfg.augment)
+
+
+def _check_finite(G, D, step: int) -> None:
+    for name, model in (("generator", G), ("discriminator", D)):
+        for pname, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(f"{name} weight {pname} is NaN/inf at step {step}: not writing a checkpoint")
+
+
+def _seed_noise(seed: int, z_dim: int) -> torch.Tensor:
+    return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _to_pil(x: torch.Tensor):
+    from PIL import Image
+
+    arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr)
+
+
+def _get_rng() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": json.dumps(np.random.get_state()[1].tolist()),
+             "numpy_pos": int(np.random.get_state()[2]), "python": json.dumps(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.array(json.loads(state["numpy"]), dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(json.loads(state["python"])), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

@@ -1,0 +1,199 @@
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+import torch
+
+from t2igan import T2IGANPipeline
+from t2igan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from t2igan.job import JobError, TrainingJob
+from t2igan.train import CHECKPOINT, TrainConfig, TrainingDiverged, train
+
+from helpers import make_shapes_folder
+
+TINY = dict(resolution=32, g_channels=[32, 32, 16, 8], d_channels=[8, 16, 16, 32], z_dim=16, cond_dim=32,
+            batch_size=4, log_every=1, sample_every=2, checkpoint_every=2, sample_seeds=[0, 1], precision="fp32")
+
+
+@pytest.fixture()
+def shapes(tmp_path):
+    return make_shapes_folder(tmp_path / "shapes")
+
+
+def cfg(tmp_path, data, **kw):
+    return TrainConfig(data=str(data), out=str(tmp_path / "model"), run_dir=str(tmp_path / "run"),
+                       **{**TINY, "steps": 3, **kw})
+
+
+def collect():
+    events = []
+    return events, events.append
+
+
+def test_losses_finite_weights_change_and_export(tmp_path, shapes):
+    events, emit = collect()
+    result = train(cfg(tmp_path, shapes, steps=4), progress=emit)
+    assert result["status"] == "completed" and result["step"] == 4
+    steps = [e for e in events if e["type"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]
+    for e in steps:
+        assert all(torch.isfinite(torch.tensor(e[k])) for k in ("d", "d_real", "d_fake", "d_mismatch", "penalty", "g"))
+    assert any(e["penalty"] > 0 for e in steps), "MA-GP is applied"
+    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert len(stats) == 4 and stats[-1]["step"] == 4
+    samples = sorted((tmp_path / "run" / "samples").glob("step-*.png"))
+    assert [p.name for p in samples] == ["step-0000000.png", "step-0000002.png", "step-0000004.png"]
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.discriminator is not None
+    ckpt = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert ckpt["step"] == 4
+    # the exported generator is the EMA copy, and it moved away from the random init
+    ema = ckpt["G_ema"]
+    for k, v in pipe.generator.state_dict().items():
+        assert torch.equal(v, ema[k])
+    first = torch.load  # noqa: F841 (no pickle is used anywhere: checkpoint is safetensors)
+    assert ckpt["G"]["stem.weight"].ne(ckpt["G_ema"]["stem.weight"]).any()
+
+
+def test_fine_tune_from_model_folder(tmp_path, shapes):
+    train(cfg(tmp_path, shapes, steps=2))
+    before = T2IGANPipeline.from_pretrained(tmp_path / "model")
+    out2 = tmp_path / "model2"
+    train(TrainConfig(data=str(shapes), out=str(out2), run_dir=str(tmp_path / "run2"), init=str(tmp_path / "model"),
+                      steps=2, batch_size=4, precision="fp32", sample_every=100, checkpoint_every=100))
+    after = T2IGANPipeline.from_pretrained(out2)
+    assert after.generator.config.channels == before.generator.config.channels
+    diff = sum((a - b).abs().sum() for a, b in zip(before.generator.parameters(), after.generator.parameters()))
+    assert diff > 0
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
+    full_events, emit = collect()
+    train(cfg(tmp_path / "a", shapes, steps=4, checkpoint_every=100), progress=emit)
+    part = cfg(tmp_path / "b", shapes, steps=2, checkpoint_every=100)
+    train(part)
+    resumed_events, emit2 = collect()
+    train(cfg(tmp_path / "b", shapes, steps=4, checkpoint_every=100, resume=True), progress=emit2)
+    full = {e["step"]: e for e in full_events if e["type"] == "step"}
+    resumed = {e["step"]: e for e in resumed_events if e["type"] == "step"}
+    assert sorted(resumed) == [3, 4]
+    for s in (3, 4):
+        for k in ("d", "d_real", "d_fake", "d_mismatch", "g"):
+            assert resumed[s][k] == pytest.approx(full[s][k], rel=1e-5, abs=1e-6), (s, k)
+
+
+def test_checkpoint_survives_crash_mid_write(tmp_path, monkeypatch):
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
+    import t2igan.checkpoint as ck
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", crash)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"], "temp file cleaned up"
+    path.write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path)
+
+
+def test_nan_guard_stops_without_writing(tmp_path, shapes, monkeypatch):
+    train(cfg(tmp_path, shapes, steps=2))
+    good = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    import t2igan.train as tr
+
+    monkeypatch.setattr(tr, "diff_augment", lambda x, policy: x * float("nan"))  # a NaN reaches every loss
+    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+        train(cfg(tmp_path, shapes, steps=4, resume=True))
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == good
+
+
+def test_train_from_zip_and_bad_config(tmp_path, shapes):
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in shapes.iterdir():
+            zf.write(p, f"shapes/{p.name}")
+    assert train(cfg(tmp_path, z, steps=1))["step"] == 1
+    with pytest.raises(ValueError, match="steps must be"):
+        train(cfg(tmp_path, shapes, steps=0))
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        train(cfg(tmp_path, shapes, augment="flip"))
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        train(cfg(tmp_path, shapes, batch_size=64))
+
+
+def test_background_job_pause_resume_stop(tmp_path, shapes):
+    job = TrainingJob(cfg(tmp_path, shapes, steps=10_000, sample_every=5, checkpoint_every=50))
+    job.start()
+    with pytest.raises(JobError, match="already running"):
+        TrainingJob(cfg(tmp_path / "other", shapes)).start()
+    deadline = time.time() + 60
+    while job.status()["step"] < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    job.pause()
+    time.sleep(0.5)
+    paused_at = job.status()["step"]
+    time.sleep(1.0)
+    assert job.status()["state"] == "paused" and job.status()["step"] <= paused_at + 1
+    job.resume()
+    while job.status()["step"] < paused_at + 3 and time.time() < deadline:
+        time.sleep(0.1)
+    t0 = time.time()
+    job.stop()
+    assert job.wait(60)
+    assert time.time() - t0 < 30
+    assert job.status()["state"] == "stopped"
+    kinds = {e["type"] for e in job.events()}
+    assert {"start", "step", "sample", "checkpoint", "exported", "done", "state"} <= kinds
+    last = job.events()[-1]["seq"]
+    assert job.events(after=last) == []
+    assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None
+    TrainingJob(cfg(tmp_path / "next", shapes, steps=1)).start().wait(60)  # the slot is free again
+
+
+def test_background_job_failure_is_reported(tmp_path):
+    job = TrainingJob(cfg(tmp_path, tmp_path / "missing-folder"))
+    job.start()
+    assert job.wait(60)
+    status = job.status()
+    assert status["state"] == "failed" and "missing-folder" in status["error"]
+    assert any(e["type"] == "error" for e in job.events())
+
+
+def test_cli_train_then_generate(tmp_path, shapes, weights_root):
+    from t2igan.cli import main
+
+    out = weights_root / "shapes"
+    assert main(["train", "--data", str(shapes), "--out", str(out), "--run-dir", str(tmp_path / "run"), "--steps", "2",
+                 "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet"]) == 0
+    assert main(["train", "--data", str(shapes), "--out", str(out), "--run-dir", str(tmp_path / "run"), "--steps", "3",
+                 "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--resume", "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 3
+    assert main(["generate", "a red circle", "--model", "shapes", "-o", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").is_file()
+
+
+def test_two_process_run_with_accelerate(tmp_path, shapes):
+    """The same loop under `accelerate launch` with 2 CPU processes (gloo): rank 0 logs and checkpoints."""
+    script = tmp_path / "run2.py"
+    script.write_text(
+        "import sys\nfrom t2igan.train import TrainConfig, train\n"
+        f"train(TrainConfig(**{cfg(tmp_path, shapes, steps=3).__dict__!r}))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2, 3], "one log line per step, written by rank 0 only"
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 3
+    assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None
