@@ -58,3 +58,50 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
         1000 * _timed(lambda: pipe("a red apple", num_images_per_prompt=4, seed=0), repeats), 2)
     result["peak_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
+
+
+def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "bf16", threads: int | None = None,
+                device: str | None = None, resolution: int = 64) -> dict:
+    """Time the real training loop (default 64-px models) on a generated dataset; steady-state it/s from its stats."""
+    import tempfile
+    from pathlib import Path
+
+    from .device import describe, pick_device, set_threads
+    from .images import make_grid  # noqa: F401  (import cost outside the timed part)
+    from .train import TrainConfig, train
+
+    set_threads(threads)
+    events: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _synthetic_dataset(Path(tmp) / "data", n=max(2 * batch_size, 64), size=resolution)
+        cfg = TrainConfig(data=str(data), out=str(Path(tmp) / "model"), run_dir=str(Path(tmp) / "run"),
+                          steps=steps, batch_size=batch_size, precision=precision, resolution=resolution,
+                          log_every=5, sample_every=10**9, checkpoint_every=10**9, device=device, threads=threads)
+        train(cfg, progress=events.append)
+    rates = [e["it_s"] for e in events if e["type"] == "step"][1:]  # the first window includes warm-up
+    it_s = statistics.median(rates) if rates else float("nan")
+    return {"bench": "train", "device": describe(pick_device(device)), "torch": torch.__version__,
+            "resolution": resolution, "batch_size": batch_size, "precision": precision, "steps": steps,
+            "it_per_s": round(it_s, 3), "s_per_it": round(1 / it_s, 3), "images_per_s": round(it_s * batch_size, 1),
+            "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _synthetic_dataset(root, n: int, size: int):
+    """Random coloured shapes with captions, written as an imagefolder (benchmarks need no downloads)."""
+    import json
+    import random
+
+    from PIL import Image, ImageDraw
+
+    root.mkdir(parents=True)
+    rng = random.Random(0)
+    lines = []
+    for i in range(n):
+        color = tuple(rng.randrange(256) for _ in range(3))
+        im = Image.new("RGB", (size, size), "white")
+        a, b = sorted(rng.sample(range(4, size - 4), 2))
+        (ImageDraw.Draw(im).ellipse if i % 2 else ImageDraw.Draw(im).rectangle)([a, a, b + 4, b + 4], fill=color)
+        im.save(root / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "text": f"shape {i} in colour {color}"}))
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return root

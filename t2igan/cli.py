@@ -87,10 +87,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_generate
+    from .bench import bench_generate, bench_train
 
-    print(json.dumps(bench_generate(args.model, device=args.device, threads=args.threads,
-                                    batches=tuple(args.batches), repeats=args.repeats)))
+    if args.train:
+        print(json.dumps(bench_train(steps=args.steps, batch_size=args.batch_size, precision=args.precision,
+                                     threads=args.threads, device=args.device)))
+    else:
+        print(json.dumps(bench_generate(args.model, device=args.device, threads=args.threads,
+                                        batches=tuple(args.batches), repeats=args.repeats)))
     return 0
 
 
@@ -149,6 +153,36 @@ def cmd_data_emoji(args) -> int:
         print(f"t2igan: error: {e}", file=sys.stderr)
         return 1
     print(report.summary())
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_model, format_report
+
+    result = evaluate_model(args.model, data_dir=args.data, split=args.split, evaluator=args.evaluator,
+                            n_prompts=args.n, seed=args.seed, diversity_prompts=args.diversity_prompts,
+                            diversity_seeds=args.diversity_seeds, truncation=args.truncation,
+                            device=args.device, threads=args.threads)
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0
+
+
+def cmd_evaluator(args) -> int:
+    from .evaluate import train_evaluator
+
+    def progress(event: dict) -> None:
+        if args.quiet:
+            return
+        if event["type"] == "step":
+            print(f"step {event['step']}: loss {event['loss']:.3f}, temperature {event['temperature']:.4f}, "
+                  f"{event['elapsed_s']:.0f} s ({100 * event['fraction']:.0f}%)", flush=True)
+        elif event["type"] in ("log", "dataset"):
+            print(event.get("message") or event.get("summary"), flush=True)
+
+    info = train_evaluator(args.data, args.out, minutes=args.minutes, steps=args.steps, val_data=args.val,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, resolution=args.resolution,
+                           threads=args.threads, device=args.device, progress=progress)
+    print(json.dumps(info))
     return 0
 
 
@@ -220,11 +254,45 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--resolution", type=int, default=64)
     de.set_defaults(func=cmd_data_emoji)
 
-    b = sub.add_parser("bench", help="generation speed benchmark (one JSON line)")
+    b = sub.add_parser("bench", help="generation (default) or --train speed benchmark (one JSON line)")
     b.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--train", action="store_true", help="time the training loop instead")
+    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     _common(b)
     b.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("eval", help="offline metrics (FD, R-precision, diversity) against real held-out images")
+    ev.add_argument("model", nargs="?", default=None, help="model name under weights/ or a folder (default: shipped)")
+    ev.add_argument("--data", default="data/emoji", help="dataset root with train/ and test/, or one image folder")
+    ev.add_argument("--split", choices=["test", "train"], default="test", help="held-out concepts or (subsampled) train")
+    ev.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
+    ev.add_argument("--n", type=int, default=None, help="images (= prompts) to evaluate (default: all, at most 1000)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--truncation", type=float, default=1.0)
+    ev.add_argument("--diversity-prompts", type=int, default=32)
+    ev.add_argument("--diversity-seeds", type=int, default=8)
+    ev.add_argument("--json", action="store_true", help="one JSON line instead of the table")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--threads", type=int, default=None)
+    ev.set_defaults(func=cmd_eval)
+
+    te = sub.add_parser("evaluator", help="train the evaluator network that `t2igan eval` measures with")
+    te.add_argument("--data", required=True, help="training images (the dataset's train split), folder or .zip")
+    te.add_argument("--out", default="weights/evaluator")
+    te.add_argument("--val", default=None, help="held-out images for the reported ceiling, e.g. data/emoji/test")
+    te.add_argument("--minutes", type=float, default=None, help="time budget (default: --steps, else 2000 steps)")
+    te.add_argument("--steps", type=int, default=None)
+    te.add_argument("--batch-size", type=int, default=128)
+    te.add_argument("--lr", type=float, default=2e-3)
+    te.add_argument("--resolution", type=int, default=64)
+    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--quiet", action="store_true")
+    te.add_argument("--device", default=None)
+    te.add_argument("--threads", type=int, default=None)
+    te.set_defaults(func=cmd_evaluator)
     return parser
 
 

@@ -101,9 +101,19 @@ class T2IGANPipeline(DiffusionPipeline):
             raise ValueError("prompt is empty: type what the image should show")
         return prompt
 
-    def prepare_latents(self, batch_size: int, generator=None, seed: int | None = None) -> torch.Tensor:
-        """Noise [batch, z_dim]: from `seed` (image k uses seed + k), a torch.Generator, or a list of them."""
+    def prepare_latents(self, batch_size: int, generator=None, seed: int | None = None,
+                        variation: float = 0.0) -> torch.Tensor:
+        """Noise [batch, z_dim]: from `seed` (image k uses seed + k), a torch.Generator, or a list of them.
+
+        With `seed` and `variation` > 0, image 0 is the seed's own image and the others are small moves around it.
+        """
         z_dim = self.generator.config.z_dim
+        if seed is not None and variation > 0:
+            base = noise_for_seeds([int(seed)], z_dim)
+            steps = torch.randn(batch_size, z_dim, generator=torch.Generator().manual_seed(int(seed) ^ 0x5EED))
+            steps[0] = 0
+            norm = torch.sqrt(1 + variation**2 * (torch.arange(batch_size) > 0).float())[:, None]
+            return (base + variation * steps) / norm  # keeps the noise at unit variance
         if seed is not None:
             return noise_for_seeds([int(seed) + k for k in range(batch_size)] if isinstance(seed, int) else seed, z_dim)
         if isinstance(generator, (list, tuple)):
@@ -116,15 +126,18 @@ class T2IGANPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def __call__(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
-                 seed: int | None = None, truncation: float = 1.0, latents: torch.Tensor | None = None,
+                 seed: int | None = None, truncation: float = 1.0, variation: float = 0.0,
+                 latents: torch.Tensor | None = None,
                  prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True):
         """Generate `num_images_per_prompt` images for each prompt.
 
         `truncation` scales the noise: below 1 trades variety for typical, cleaner images. Same prompt, seed and
-        device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n.
+        device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
+        (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it).
         """
         n = _whole(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
         truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        variation = _finite(variation, "variation", 0.0, 4.0)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         if prompt_embeds is None:
@@ -135,7 +148,7 @@ class T2IGANPipeline(DiffusionPipeline):
         if embeds.shape[0] > MAX_IMAGES:
             raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {embeds.shape[0]}")
         if latents is None:
-            latents = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed)
+            latents = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed, variation=variation)
         elif latents.shape != (embeds.shape[0], self.generator.config.z_dim):
             raise ValueError(f"latents must have shape {(embeds.shape[0], self.generator.config.z_dim)}, got {tuple(latents.shape)}")
         images = self._render(latents * truncation, embeds)

@@ -125,3 +125,12 @@ def test_only_safetensors_are_loaded(tiny_pipe, tmp_path):
     st.unlink()
     with pytest.raises(Exception):
         T2IGANPipeline.from_pretrained(tmp_path / "m")
+
+
+def test_variation_moves_around_the_seed(tiny_pipe):
+    base = tiny_pipe("a cat", seed=4, output_type="pt").images
+    var = tiny_pipe("a cat", seed=4, num_images_per_prompt=3, variation=0.2, output_type="pt").images
+    far = tiny_pipe("a cat", seed=4, num_images_per_prompt=3, variation=2.0, output_type="pt").images
+    assert torch.allclose(var[0], base[0], atol=1e-5)
+    near_d, far_d = (var[1:] - base).abs().mean(), (far[1:] - base).abs().mean()
+    assert 0 < near_d < far_d

@@ -1,0 +1,113 @@
+"""Generate tab: prompt → images, live on slider release; interpolation strip + GIF."""
+from __future__ import annotations
+
+import random
+import time
+
+import gradio as gr
+import torch
+
+from ..images import enlarge
+from ..text import EncoderNotAvailable
+from ..weights import NoModelError, list_models
+from .state import Studio, outputs_dir
+
+EXAMPLES = ["grinning face", "a red apple", "a slice of pizza", "a happy yellow face", "red heart", "rocket",
+            "dog face", "thumbs up: medium skin tone", "flag of japan", "a cat with heart eyes"]
+USER_ERRORS = (NoModelError, EncoderNotAvailable, ValueError, OSError)
+
+
+def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation, variation, mix_prompt: str,
+             mix_weight) -> tuple[list, str]:
+    """The Generate button and every slider: returns (images, status line)."""
+    try:
+        if seed is None or n is None:
+            raise ValueError("seed and number of images must be numbers")
+        pipe = studio.pipeline(model)
+        torch.set_num_threads(studio.generation_threads())
+        text = {prompt: 1.0 - float(mix_weight), mix_prompt: float(mix_weight)} if (mix_prompt or "").strip() else prompt
+        t0 = time.perf_counter()
+        images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation).images
+        ms = (time.perf_counter() - t0) * 1000
+        labels = [f"seed {int(seed)}" + (f" · variation {k}" if variation else "") if variation else f"seed {int(seed) + k}"
+                  for k in range(len(images))]
+        return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {studio.describe()}"
+    except USER_ERRORS as e:
+        return [], f"⚠️ {e}"
+
+
+def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None, seed_a, seed_b, frames, truncation):
+    """Frames between two prompts/seeds: (strip images, GIF file, status)."""
+    try:
+        pipe = studio.pipeline(model)
+        torch.set_num_threads(studio.generation_threads())
+        if seed_a is None or frames is None:
+            raise ValueError("seed and frame count must be numbers")
+        images = pipe.interpolate(prompt_a, (prompt_b or "").strip() or None, seed_a=int(seed_a),
+                                  seed_b=None if seed_b is None or seed_b == "" else int(seed_b),
+                                  num_frames=frames, truncation=truncation).images
+        big = [enlarge(im, 4) for im in images]
+        out = outputs_dir() / "interpolations"
+        out.mkdir(exist_ok=True)
+        gif = out / f"interp-{int(time.time() * 1000)}.gif"
+        big[0].save(gif, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=120, loop=0)
+        return images, str(gif), f"{len(images)} frames"
+    except USER_ERRORS as e:
+        return [], None, f"⚠️ {e}"
+
+
+def build(studio: Studio) -> dict:
+    """Lay out the tab; returns the components other tabs update (the model dropdown)."""
+    models = list_models()
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt")
+        model = gr.Dropdown(choices=models, value=models[0] if models else None, label="Model", scale=1,
+                            elem_id="model-dropdown", allow_custom_value=True)  # new models appear while running
+    gr.Examples(EXAMPLES, inputs=prompt, label="Try")
+    with gr.Row():
+        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
+        dice = gr.Button("🎲 Random seed", scale=0)
+        n = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
+    with gr.Row():
+        truncation = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation (noise scale: lower = more typical)",
+                               elem_id="truncation")
+        variation = gr.Slider(0.0, 1.0, value=0.0, step=0.02,
+                              label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
+                              elem_id="variation")
+    with gr.Accordion("Prompt mixing", open=False):
+        with gr.Row():
+            mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3)
+            mix_weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2)
+    go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+    status = gr.Markdown(elem_id="gen-status")
+    gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
+                         format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
+
+    inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight]
+    run = lambda *a: generate(studio, *a)  # noqa: E731
+    go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
+    prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    for slider in (n, truncation, variation, mix_weight):
+        slider.release(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
+                       trigger_mode="always_last", show_progress="hidden")
+    seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
+        run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    model.change(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+
+    with gr.Accordion("Interpolate", open=False):
+        with gr.Row():
+            prompt_a = gr.Textbox(label="From prompt", value="a red apple")
+            prompt_b = gr.Textbox(label="To prompt (empty: same prompt)", value="a green apple")
+        with gr.Row():
+            seed_a = gr.Number(label="From seed", value=0, precision=0, minimum=0)
+            seed_b = gr.Number(label="To seed (empty: same seed)", value=None, precision=0, minimum=0)
+            frames = gr.Slider(2, 32, value=8, step=1, label="Frames")
+            trunc_i = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation")
+        go_i = gr.Button("Interpolate", elem_id="interpolate-btn")
+        strip = gr.Gallery(label="Frames", columns=8, height="auto", format="png", elem_classes=["pixelated"])
+        gif = gr.File(label="Animated GIF")
+        status_i = gr.Markdown()
+        go_i.click(lambda *a: interpolate(studio, *a), [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
+                   [strip, gif, status_i], api_name="interpolate", concurrency_id="gen")
+    return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status}

@@ -1,0 +1,69 @@
+"""Model tab: the selected model's card and sample sheet, and export as a zip of its pipeline folder."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import gradio as gr
+import torch
+
+from ..images import make_grid
+from ..weights import NoModelError, resolve_model
+from .state import Studio, outputs_dir
+
+SHEET_PROMPTS = ["grinning face", "a red apple", "dog face", "a slice of pizza", "red heart", "rocket"]
+
+
+def card(model: str | None) -> str:
+    """The model card (README.md in the model folder), or what the folder says about itself."""
+    try:
+        path = resolve_model(model, allow_paths=False)
+    except (NoModelError, ValueError) as e:
+        return f"⚠️ {e}"
+    readme = path / "README.md"
+    if readme.is_file():
+        return readme.read_text(encoding="utf-8", errors="replace")[:20000]
+    gen = json.loads((path / "generator" / "config.json").read_text())
+    return (f"### {path.name}\n\nNo model card yet. Generator: {gen.get('resolution')} px, "
+            f"widths {gen.get('channels')}, z {gen.get('z_dim')}.")
+
+
+def sheet(studio: Studio, model: str | None):
+    """A prompt × seed sheet rendered now with the selected model."""
+    try:
+        pipe = studio.pipeline(model)
+        torch.set_num_threads(studio.generation_threads())
+        images = [im for p in SHEET_PROMPTS for im in pipe(p, num_images_per_prompt=4, seed=0, truncation=0.8).images]
+        return make_grid(images, cols=8).resize((8 * 66 * 2 + 4, 3 * 66 * 2 + 4), 0), ""
+    except (NoModelError, ValueError, OSError) as e:
+        return None, f"⚠️ {e}"
+
+
+def export_zip(model: str | None):
+    """Zip the pipeline folder into the app's output folder for download."""
+    try:
+        path = resolve_model(model, allow_paths=False)
+    except (NoModelError, ValueError) as e:
+        return None, f"⚠️ {e}"
+    out = outputs_dir() / "exports"
+    out.mkdir(exist_ok=True)
+    archive = shutil.make_archive(str(out / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"), "zip",
+                                  root_dir=path.parent, base_dir=path.name)
+    return archive, f"exported {path.name}"
+
+
+def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
+    with gr.Row():
+        with gr.Column(scale=3):
+            card_md = gr.Markdown(card(model_dropdown.value), elem_id="model-card")
+        with gr.Column(scale=2):
+            sheet_btn = gr.Button("Render sample sheet", elem_id="sheet-btn")
+            sheet_img = gr.Image(label="Sample sheet (rows: prompts, 4 seeds each)", elem_classes=["pixelated"])
+            zip_btn = gr.Button("Export as .zip", elem_id="export-zip")
+            zip_file = gr.File(label="Pipeline folder (zip)")
+            msg = gr.Markdown()
+    model_dropdown.change(card, model_dropdown, card_md, api_visibility="private")
+    sheet_btn.click(lambda m: sheet(studio, m), model_dropdown, [sheet_img, msg], api_name="sample_sheet",
+                    concurrency_id="gen")
+    zip_btn.click(export_zip, model_dropdown, [zip_file, msg], api_name="export_zip")

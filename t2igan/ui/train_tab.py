@@ -1,0 +1,159 @@
+"""Train tab: upload captioned pictures (or pick the emoji set), fine-tune in the background, watch it learn."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from ..data import DataConfig, DatasetError, load_captioned_images
+from ..job import JobError, TrainingJob, active_job
+from ..train import TrainConfig
+from ..uploads import UploadError, stage_uploads
+from ..weights import check_name, list_models, weights_dir
+from .state import Studio, outputs_dir
+
+SCRATCH = "(new model from scratch)"
+EMOJI = "built emoji dataset (data/emoji/train)"
+UPLOAD = "my upload"
+LOSSES = {"d": "D total", "d_real": "D real", "d_fake": "D fake", "d_mismatch": "D mismatch", "g": "G", "penalty": "MA-GP"}
+
+
+def emoji_data_dir() -> Path:
+    return weights_dir().parent / "data" / "emoji" / "train"
+
+
+def resolve_data(studio: Studio, source: str, files) -> Path:
+    if source == EMOJI:
+        path = emoji_data_dir()
+        if not path.is_dir():
+            raise DatasetError("the emoji dataset is not built yet: run `t2igan data emoji --out data/emoji`")
+        return path
+    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    return stage_uploads(paths, outputs_dir() / "uploads")
+
+
+def check_data(studio: Studio, source: str, files, base: str):
+    """Validate the data now and show the report (accepted pairs, skipped files and why)."""
+    try:
+        path = resolve_data(studio, source, files)
+        resolution = 64
+        if base and base != SCRATCH:
+            resolution = studio.pipeline(base).generator.config.resolution
+        data, report = load_captioned_images(path, DataConfig(resolution=resolution))
+        return f"✅ **{report.num_pairs} pairs ready** ({report.format})\n\n```\n{report.summary()}\n```", str(path)
+    except (DatasetError, UploadError, OSError, ValueError) as e:
+        return f"⚠️ {e}", None
+
+
+def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment):
+    """Start the background job (one per app); returns the status line."""
+    try:
+        name = check_name((name or "").strip())
+        if (weights_dir() / name).exists():
+            raise ValueError(f"a model named '{name}' already exists: choose another name")
+        if active_job() is not None:
+            raise JobError("a training job is already running: stop it before starting another")
+        data = Path(staged) if staged and source == UPLOAD and Path(staged).exists() else resolve_data(studio, source, files)
+        threads = max(1, (os.cpu_count() or 2) - 1)  # leave a core for generation in this app
+        config = TrainConfig(
+            data=str(data), out=str(weights_dir() / name), run_dir=str(outputs_dir() / "runs" / name),
+            init=None if base in (None, "", SCRATCH) else base, steps=int(steps), batch_size=int(batch_size),
+            lr_g=float(lr_g), lr_d=float(lr_d), augment=",".join(augment) if augment else "none",
+            log_every=1, sample_every=max(5, int(steps) // 20), checkpoint_every=max(10, int(steps) // 5),
+            min_pairs=4)
+        studio.job = TrainingJob(config, threads=threads).start()
+        return f"▶️ training **{name}**: {int(steps)} steps"
+    except (JobError, ValueError, DatasetError, UploadError, OSError) as e:
+        return f"⚠️ {e}"
+
+
+def control(studio: Studio, action: str) -> str:
+    job = studio.job
+    if job is None:
+        return "no training job yet"
+    getattr(job, action)()
+    return f"{action}: job is {job.status()['state']}"
+
+
+def poll(studio: Studio, known_models: list[str]):
+    """Timer tick: status, loss chart, latest sample grid, log, and the model list when it changed."""
+    job = studio.job
+    models = list_models()
+    dropdown = gr.update(choices=models) if models != known_models else gr.skip()
+    if job is None:
+        return "No training job yet.", None, None, "", dropdown, models
+    s = job.status()
+    events = job.events()
+    steps = [e for e in events if e["type"] == "step"]
+    rows = [{"step": e["step"], "loss": e[k], "series": label} for e in steps for k, label in LOSSES.items()]
+    chart = pd.DataFrame(rows) if rows else None
+    samples = [e for e in events if e["type"] == "sample"]
+    sample = samples[-1]["path"] if samples else None
+    eta = f"{s['eta_s'] / 60:.1f} min" if s.get("eta_s") is not None else "–"
+    it_s = f"{s['it_s']:.2f} it/s" if s.get("it_s") else "–"
+    line = f"**{s['state']}** · step {s['step']} / {s['total']} · {it_s} · ETA {eta} · model → `{Path(s['out']).name}`"
+    if s["error"]:
+        line += f"\n\n⚠️ {s['error']}"
+    log = "\n".join(e.get("message") or f"{e['type']} {e.get('path', e.get('state', ''))}"
+                    for e in events if e["type"] in ("log", "checkpoint", "exported", "state", "error", "done"))[-4000:]
+    return line, chart, sample, log, dropdown, models
+
+
+def status_api(studio: Studio) -> dict:
+    """Training status for API clients (gradio_client)."""
+    if studio.job is None:
+        return {"state": "idle"}
+    s = studio.job.status()
+    steps = [e for e in studio.job.events() if e["type"] == "step"]
+    s["last"] = {k: steps[-1][k] for k in LOSSES} if steps else None
+    s["events"] = len(studio.job.events())
+    return s
+
+
+def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            source = gr.Radio([UPLOAD, EMOJI], value=UPLOAD, label="Data")
+            files = gr.File(label="A .zip, or images + metadata.jsonl / captions.csv / .txt captions",
+                            file_count="multiple", elem_id="train-files")
+            check = gr.Button("Check data", elem_id="check-data")
+            report = gr.Markdown(elem_id="data-report")
+        with gr.Column(scale=1):
+            models = list_models()
+            base = gr.Dropdown([*models, SCRATCH], value=models[0] if models else SCRATCH, label="Start from")
+            name = gr.Textbox(label="Save as (letters, digits, - and _)", value="my-model", elem_id="model-name")
+            steps = gr.Slider(10, 5000, value=300, step=10, label="Steps", elem_id="steps")
+            batch = gr.Slider(2, 64, value=16, step=2, label="Batch size", elem_id="batch")
+            with gr.Row():
+                lr_g = gr.Number(value=1e-4, label="G learning rate")
+                lr_d = gr.Number(value=2e-4, label="D learning rate")
+            augment = gr.CheckboxGroup(["translation", "cutout", "color"], value=["translation", "cutout"],
+                                       label="DiffAugment")
+    staged = gr.State(None)
+    with gr.Row():
+        go = gr.Button("Start", variant="primary", elem_id="train-start")
+        pause = gr.Button("Pause", elem_id="train-pause")
+        resume = gr.Button("Resume", elem_id="train-resume")
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+    message = gr.Markdown(elem_id="train-message")
+    status = gr.Markdown("No training job yet.", elem_id="train-status")
+    with gr.Row():
+        chart = gr.LinePlot(x="step", y="loss", color="series", title="Losses", height=300, elem_id="loss-chart")
+        sample = gr.Image(label="Latest samples (EMA generator; rows = prompts, columns = seeds)", type="filepath",
+                          elem_id="train-sample", elem_classes=["pixelated"])
+    log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
+    known = gr.State(list_models())
+
+    check.click(lambda *a: check_data(studio, *a), [source, files, base], [report, staged], api_name="check_data")
+    go.click(lambda *a: start(studio, *a), [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment],
+             message, api_name="train_start")
+    pause.click(lambda: control(studio, "pause"), None, message, api_name="train_pause")
+    resume.click(lambda: control(studio, "resume"), None, message, api_name="train_resume")
+    stop.click(lambda: control(studio, "stop"), None, message, api_name="train_stop")
+    status_json = gr.JSON(visible=False)
+    gr.Button(visible=False).click(lambda: status_api(studio), None, status_json, api_name="train_status")
+    timer = gr.Timer(1.0)
+    timer.tick(lambda k: poll(studio, k), known, [status, chart, sample, log, model_dropdown, known],
+               api_visibility="private", show_progress="hidden", concurrency_id="poll", concurrency_limit=4)

@@ -1,0 +1,146 @@
+"""The launched app driven through gradio_client, as an API user would."""
+import json
+import socket
+import time
+import zipfile
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from helpers import make_shapes_folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    """A weights folder with one tiny model, an outputs folder, and the launched app."""
+    import os
+
+    from t2igan import Discriminator, Generator, T2IGANPipeline
+    from t2igan.ui import build_app, launch
+
+    from conftest import TINY_D, TINY_G
+
+    root = tmp_path_factory.mktemp("app")
+    weights = root / "weights"
+    env = {"T2IGAN_WEIGHTS": str(weights), "T2IGAN_OUTPUTS": str(root / "outputs")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    T2IGANPipeline(generator=Generator(**TINY_G), discriminator=Discriminator(**TINY_D)).save_pretrained(weights / "tiny")
+    demo = build_app(device="cpu")
+    port = free_port()
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    yield {"client": client, "root": root, "weights": weights, "port": port, "demo": demo}
+    demo.close()
+    for k, v in old.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8, variation=0.0, mix="", w=0.5):
+    return client.predict(prompt, model, seed, n, truncation, variation, mix, w, api_name="/generate")
+
+
+def test_binds_localhost_only(app_env):
+    assert app_env["demo"].server_name == "127.0.0.1"
+
+
+def test_generate_and_seed_determinism(app_env):
+    images, status = gen(app_env["client"])
+    assert len(images) == 4 and "4 images" in status
+    assert [im["caption"] for im in images] == ["seed 3", "seed 4", "seed 5", "seed 6"]
+    again, _ = gen(app_env["client"])
+    first = Image.open(images[0]["image"])
+    assert first.size == (32, 32), "downloads are native resolution"
+    assert list(first.getdata()) == list(Image.open(again[0]["image"]).getdata())
+    other, _ = gen(app_env["client"], seed=4, n=1)
+    assert list(Image.open(other[0]["image"]).getdata()) == list(Image.open(images[1]["image"]).getdata())
+
+
+def test_variation_and_mixing(app_env):
+    images, status = gen(app_env["client"], variation=0.3, mix="a blue square", w=0.4)
+    assert len(images) == 4 and "⚠️" not in status
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prompt=""), "prompt is empty"),
+    (dict(n=-3), "between 1 and"),
+    (dict(truncation=99.0), "truncation"),  # NaN cannot even be sent as JSON; the pipeline test covers it
+    (dict(seed=-5), "seed"),
+    (dict(model="../../etc"), "invalid model name"),
+    (dict(model="nope"), "not found"),
+])
+def test_bad_values_get_messages(app_env, kwargs, message):
+    """Either the component's own bounds check answers (an error naming the limit) or the library's message."""
+    from gradio_client.exceptions import AppError
+
+    try:
+        images, status = gen(app_env["client"], **kwargs)
+    except AppError as e:
+        assert "minimum" in str(e) or "maximum" in str(e), e
+        return
+    assert images == [] and message in status
+    assert len(gen(app_env["client"], n=1)[0]) == 1, "the app keeps working"
+
+
+def test_interpolate(app_env):
+    frames, gif, status = app_env["client"].predict("a red circle", "a blue square", "tiny", 0, 5, 6, 0.8,
+                                                    api_name="/interpolate")
+    assert len(frames) == 6 and gif.endswith(".gif")
+    assert Image.open(gif).n_frames >= 6
+
+
+def test_bad_upload_is_reported(app_env, tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_text("this is not an image")
+    captions = tmp_path / "captions.csv"
+    captions.write_text("file_name,text\nphoto.png,a photo of a cat\n")
+    report = app_env["client"].predict("my upload", [handle_file(str(fake)), handle_file(str(captions))], "tiny",
+                                       api_name="/check_data")
+    assert "⚠️" in report and "photo.png" in report
+
+
+def test_fine_tune_job_from_zip(app_env, tmp_path):
+    client = app_env["client"]
+    data = make_shapes_folder(tmp_path / "shapes")
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in data.iterdir():
+            zf.write(p, p.name)
+    report = client.predict("my upload", [handle_file(str(z))], "tiny", api_name="/check_data")
+    assert "24 pairs ready" in report
+    msg = client.predict("my upload", [handle_file(str(z))], "tiny", "bad/name", 10, 4, 1e-4, 2e-4,
+                         ["translation"], api_name="/train_start")
+    assert "invalid model name" in msg
+    msg = client.predict("my upload", [handle_file(str(z))], "tiny", "shapes-ft", 10, 4, 1e-4, 2e-4,
+                         ["translation", "cutout"], api_name="/train_start")
+    assert "training" in msg, msg
+    again = client.predict("my upload", [handle_file(str(z))], "tiny", "second", 10, 4, 1e-4, 2e-4,
+                           [], api_name="/train_start")
+    assert "already running" in again
+    deadline = time.time() + 180
+    status = {}
+    while time.time() < deadline:
+        status = client.predict(api_name="/train_status")
+        if status["state"] in ("completed", "failed", "stopped"):
+            break
+        time.sleep(0.5)
+    assert status["state"] == "completed", status
+    assert status["step"] == 10 and status["events"] > 10 and status["last"]["g"] is not None
+    images, text = gen(client, model="shapes-ft", n=2)
+    assert len(images) == 2, text
+    assert (app_env["weights"] / "shapes-ft" / "model_index.json").is_file()
+    assert not (app_env["weights"] / "tiny" / "README.md").exists()
+
+
+def test_export_zip_stays_in_outputs(app_env):
+    archive, msg = app_env["client"].predict("tiny", api_name="/export_zip")
+    assert archive.endswith(".zip") and "exported" in msg
+    with zipfile.ZipFile(archive) as zf:
+        assert "tiny/model_index.json" in zf.namelist()

@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import make_shapes_folder
+from t2igan.evaluate import (Evaluator, EvalContext, contrastive_loss, evaluate_model, format_report,
+                             frechet_distance, frechet_distance_from_stats, load_evaluator,
+                             mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics, r_precision,
+                             sqrtm_psd, train_evaluator)
+
+TINY_EVAL = dict(resolution=32, widths=(8, 16, 16, 32))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # the caption-embedding cache stays in this module's temp folder
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes_folder(root / "train", copies=2)
+    make_shapes_folder(root / "test", copies=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_evaluator(shapes, text_encoder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ev") / "evaluator"
+    info = train_evaluator(shapes / "train", out, steps=6, batch_size=8, text_encoder=text_encoder, log_every=2,
+                           val_data=shapes / "test", **TINY_EVAL)
+    return out, info
+
+
+# ------------------------------------------------------------------ Fréchet distance and the matrix square root
+def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_a_mean_shift():
+    x = torch.randn(400, 16, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    fds = [frechet_distance(x, x + s) for s in (0.5, 1.0, 2.0)]
+    assert fds == pytest.approx([16 * 0.25, 16 * 1.0, 16 * 4.0], rel=1e-6)  # a pure shift adds ‖Δμ‖² exactly
+    assert fds[0] < fds[1] < fds[2]
+
+
+def test_frechet_distance_closed_form_and_singular_covariances():
+    d = 6
+    # N(0, I) vs N(0, 4I): d·(1 + 4 − 2·2) = d
+    assert frechet_distance_from_stats(np.zeros(d), np.eye(d), np.zeros(d), 4 * np.eye(d)) == pytest.approx(d)
+    # fewer samples than dimensions: rank-deficient covariances still give a finite, non-negative number
+    a, b = torch.randn(5, 32), torch.randn(5, 32) + 1
+    fd = frechet_distance(a, b)
+    assert np.isfinite(fd) and fd > 0
+
+
+def test_sqrtm_psd_known_cases():
+    assert sqrtm_psd([[4.0, 0.0], [0.0, 9.0]]) == pytest.approx(np.array([[2.0, 0.0], [0.0, 3.0]]))
+    assert sqrtm_psd([[5.0, 4.0], [4.0, 5.0]]) == pytest.approx(np.array([[2.0, 1.0], [1.0, 2.0]]))
+    b = np.random.RandomState(0).randn(10, 4)
+    m = b @ b.T  # PSD of rank 4
+    s = sqrtm_psd(m)
+    assert s @ s == pytest.approx(m, abs=1e-8)
+    assert np.allclose(s, s.T)
+
+
+# ------------------------------------------------------------------ R-precision, diversity, loss
+def test_r_precision_matching_is_one_and_random_is_chance():
+    g = torch.Generator().manual_seed(0)
+    emb = F.normalize(torch.randn(300, 32, generator=g), dim=-1)
+    distractors = torch.randn(300, 99, 32, generator=g)
+    assert r_precision(emb, emb, distractors) == 1.0
+    n = 3000
+    img = torch.randn(n, 32, generator=g)
+    rp = r_precision(img, torch.randn(n, 32, generator=g), torch.randn(n, 99, 32, generator=g))
+    assert abs(rp - 0.01) < 0.01  # chance is 1/100 (σ ≈ 0.002 here)
+
+
+def test_mean_pairwise_cosine_distance():
+    assert mean_pairwise_cosine_distance(torch.ones(4, 3)) == pytest.approx(0.0)
+    assert mean_pairwise_cosine_distance(torch.eye(3)) == pytest.approx(1.0)
+    # centring: points on either side of the centre are opposite
+    assert mean_pairwise_cosine_distance(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([1.0, 1.0])) == pytest.approx(2.0)
+
+
+def test_contrastive_loss_leaves_false_negatives_out():
+    t = F.normalize(torch.randn(4, 8), dim=-1)
+    t[1] = t[0]  # images 0 and 1 share a caption
+    fn = torch.zeros(4, 4, dtype=torch.bool)
+    fn[0, 1] = fn[1, 0] = True
+    scale = torch.tensor(np.log(10.0))
+    assert contrastive_loss(t, t, scale, fn) < contrastive_loss(t, t, scale) - 0.1
+
+
+# ------------------------------------------------------------------ the evaluator network and its training
+def test_train_evaluator_saves_and_loads_identically(tiny_evaluator, shapes):
+    out, info = tiny_evaluator
+    assert info["steps"] == 6 and 0 <= info["r_precision_real_val"] <= 1
+    assert (out / "config.json").is_file() and (out / "training.json").is_file()
+    assert not any(p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt") for p in out.iterdir())
+    assert any(p.suffix == ".safetensors" for p in out.iterdir())
+    model = load_evaluator(out)
+    again = Evaluator.from_pretrained(str(out), use_safetensors=True).eval()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    f1, v1 = model.encode(x)
+    f2, v2 = again.encode(x)
+    assert torch.equal(f1, f2) and torch.equal(v1, v2)
+    assert f1.shape == (3, model.feature_dim) and v1.norm(dim=-1) == pytest.approx(torch.ones(3), abs=1e-5)
+    # any image size is resized; a batch's composition never changes one image's numbers (no batch statistics)
+    assert torch.allclose(model.encode(x[:1])[0], f1[:1], atol=1e-5)
+    assert model.encode(torch.rand(2, 3, 64, 64))[0].shape == (2, model.feature_dim)
+    assert json.loads((out / "training.json").read_text())["steps"] == 6
+
+
+def test_missing_evaluator_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="t2igan evaluator"):
+        load_evaluator(tmp_path / "nothing")
+
+
+def test_distractors_come_from_other_concepts(tiny_evaluator, shapes, text_encoder):
+    ctx = EvalContext(shapes, "train", evaluator=tiny_evaluator[0], text_encoder=text_encoder, diversity_prompts=4,
+                      diversity_seeds=2)
+    assert ctx.n_candidates == 1 + 22  # 12 concepts × 2 captions, minus the true concept's 2
+    captions_of = {}
+    for caps in [[f"a {c} {s}", f"{s} in {c}"] for c in ("red", "green", "blue", "yellow") for s in ("circle", "square", "triangle")]:
+        captions_of[caps[0]] = set(caps)
+    for concept, prompt, distractors in zip(ctx.concepts, ctx.prompts, ctx.distractor_captions):
+        assert prompt in captions_of[concept] and not set(distractors) & captions_of[concept]
+        assert len(set(distractors)) == len(distractors)
+
+
+# ------------------------------------------------------------------ metrics end to end
+def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_evaluator, shapes, text_encoder):
+    r = evaluate_model(tiny_pipe, data_dir=shapes, split="test", evaluator=tiny_evaluator[0], diversity_prompts=4,
+                       diversity_seeds=3, text_encoder=text_encoder, device="cpu")
+    assert r["n"] == 24 and r["fd"] >= 0 and r["fd_other_split"] is not None and r["fd_real_halves_n"] == 12
+    assert 0 <= r["r_precision"] <= 1 and 0 <= r["r_precision_real"] <= 1
+    assert r["r_precision_chance"] == pytest.approx(1 / 23)
+    assert r["diversity"] > 0 and r["diversity_ratio"] == pytest.approx(r["diversity"] / r["diversity_real"])
+    assert "R-precision" in format_report(r)
+    generate = pipeline_generate_fn(tiny_pipe)
+    q1 = quick_metrics(generate, data_dir=shapes, evaluator=tiny_evaluator[0], n_prompts=8, diversity_prompts=2,
+                       diversity_seeds=2, text_encoder=text_encoder)
+    q2 = quick_metrics(tiny_pipe, data_dir=shapes, evaluator=tiny_evaluator[0], n_prompts=8, diversity_prompts=2,
+                       diversity_seeds=2, text_encoder=text_encoder)
+    assert set(q1) == {"eval_fd", "eval_fd_real_halves", "eval_r_precision", "eval_r_precision_real",
+                       "eval_diversity_ratio", "eval_s"}
+    assert {k: v for k, v in q1.items() if k != "eval_s"} == {k: v for k, v in q2.items() if k != "eval_s"}
+
+
+def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weights_root, capsys):
+    from t2igan.cli import main
+
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    args = ["eval", "tiny", "--data", str(shapes), "--evaluator", str(tiny_evaluator[0]), "--diversity-prompts", "3",
+            "--diversity-seeds", "2", "--device", "cpu"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    for word in ("FD", "R-precision", "Diversity", "real halves", "ceiling", "chance"):
+        assert word in table
+    assert main(args + ["--json", "--split", "train", "--n", "10"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["split"] == "train" and line["n"] == 10 and line["fd"] >= 0 and "r_precision_real" in line
+    assert main(["eval", "tiny", "--data", str(shapes), "--evaluator", str(shapes / "none")]) == 1
+    assert "no evaluator" in capsys.readouterr().err
