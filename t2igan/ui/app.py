@@ -8,7 +8,7 @@ from .state import Studio, outputs_dir
 from ..weights import list_models, weights_dir
 
 CSS = """
-.pixelated img { image-rendering: pixelated; image-rendering: crisp-edges; }
+.pixelated img { image-rendering: pixelated; }
 """
 MAX_FILE_SIZE = "50mb"
 

@@ -66,7 +66,7 @@ def build(studio: Studio) -> dict:
     gr.Examples(EXAMPLES, inputs=prompt, label="Try")
     with gr.Row():
         seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
-        dice = gr.Button("🎲 Random seed", scale=0)
+        dice = gr.Button("Random seed", scale=0, elem_id="random-seed")
         n = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
     with gr.Row():
         truncation = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation (noise scale: lower = more typical)",

@@ -1,0 +1,157 @@
+"""Main flows in headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+Set T2IGAN_UPDATE_SCREENSHOTS=1 to write the screenshots into assets/ (the README shows them).
+"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import make_shapes_folder
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")]
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "weights" / "emoji-64"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from t2igan import Discriminator, Generator, T2IGANPipeline
+    from t2igan.ui import build_app, launch
+
+    from conftest import TINY_D, TINY_G
+
+    root = tmp_path_factory.mktemp("browser")
+    weights = root / "weights"
+    if (SHIPPED / "model_index.json").is_file():
+        shutil.copytree(SHIPPED, weights / "emoji-64")
+    else:
+        T2IGANPipeline(generator=Generator(**TINY_G), discriminator=Discriminator(**TINY_D)).save_pretrained(weights / "tiny")
+    old = {k: os.environ.get(k) for k in ("T2IGAN_WEIGHTS", "T2IGAN_OUTPUTS")}
+    os.environ.update(T2IGAN_WEIGHTS=str(weights), T2IGAN_OUTPUTS=str(root / "outputs"))
+    demo = build_app(device="cpu")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    shots = REPO / "assets" if os.environ.get("T2IGAN_UPDATE_SCREENSHOTS") == "1" else root / "shots"
+    shots.mkdir(exist_ok=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "root": root, "weights": weights, "shots": shots, "demo": demo}
+    demo.close()
+    for k, v in old.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync", "--disable-quic"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.goto(served["url"])
+        pg.wait_for_selector("#gallery img", timeout=60_000)  # the app renders the first prompt on load
+        yield pg
+        browser.close()
+
+
+def gallery_srcs(page) -> list[str]:
+    return page.eval_on_selector_all("#gallery img", "els => els.map(e => e.src)")
+
+
+def wait_change(page, before: list[str], timeout: float = 30.0) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        now = gallery_srcs(page)
+        if now and now != before:
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].every(i => i.complete)")
+            return time.perf_counter() - t0
+        time.sleep(0.005)
+    raise AssertionError("the images did not change")
+
+
+def test_type_prompt_images_appear(page, served):
+    before = gallery_srcs(page)
+    box = page.locator("#prompt textarea")
+    box.fill("a red apple")
+    box.press("Enter")
+    wait_change(page, before)
+    assert len(gallery_srcs(page)) == 4
+    assert "images in" in page.inner_text("#gen-status")
+    rendering = page.eval_on_selector("#gallery img", "e => getComputedStyle(e).imageRendering")
+    assert rendering == "pixelated", "enlarged images keep crisp pixels"
+    page.screenshot(path=str(served["shots"] / "generate.png"), full_page=True)
+
+
+def release_slider(page, elem_id: str, fraction: float) -> None:
+    rng = page.locator(f"#{elem_id} input[type=range]")
+    b = rng.bounding_box()
+    page.mouse.click(b["x"] + b["width"] * fraction, b["y"] + b["height"] / 2)
+
+
+def test_slider_release_regenerates_and_latency(page, served):
+    """Slider release → new images on screen; the latency is measured and printed (a benchmark, not a limit)."""
+    times = []
+    for i in range(6):
+        before = gallery_srcs(page)
+        release_slider(page, "truncation", 0.3 + 0.08 * i)
+        times.append(wait_change(page, before))
+    result = {"bench": "browser_slider_to_images", "images": 4, "median_ms": round(1000 * statistics.median(times)),
+              "max_ms": round(1000 * max(times)), "samples": len(times)}
+    print(json.dumps(result))
+    (served["shots"] / "latency.json").write_text(json.dumps(result))
+
+
+def test_train_tab_fine_tune_flow(page, served, tmp_path):
+    data = make_shapes_folder(tmp_path / "shapes", size=64)
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in data.iterdir():
+            zf.write(p, p.name)
+    page.get_by_role("tab", name="Train").click()
+    page.set_input_files("#train-files input[type=file]", str(z))
+    page.wait_for_timeout(1500)
+    page.click("#check-data")
+    page.wait_for_selector("#data-report :text('pairs ready')", timeout=60_000)
+    name = page.locator("#model-name textarea, #model-name input").first
+    name.fill("browser-ft")
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("400")
+    steps.press("Enter")
+    batch = page.locator("#batch input[type=number]")
+    batch.fill("4")
+    batch.press("Enter")
+    page.click("#train-start")
+    page.wait_for_selector("#train-message :text('training')", timeout=30_000)
+    page.wait_for_selector("#train-sample img", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.match(/step [1-9]/)",
+                           timeout=120_000)
+    page.wait_for_selector("#loss-chart canvas, #loss-chart svg", timeout=60_000)
+    page.wait_for_timeout(3000)
+    page.screenshot(path=str(served["shots"] / "train.png"), full_page=True)
+    page.click("#train-stop")
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
+                           timeout=120_000)
+    assert (served["weights"] / "browser-ft" / "model_index.json").is_file()
+    page.get_by_role("tab", name="Generate").click()
+    page.click("#model-dropdown input")
+    page.wait_for_selector("ul[role=listbox] :text('browser-ft')", timeout=30_000)
+    page.keyboard.press("Escape")
+
+
+def test_model_tab(page, served):
+    page.get_by_role("tab", name="Model").click()
+    page.click("#sheet-btn")
+    page.wait_for_timeout(4000)
+    page.screenshot(path=str(served["shots"] / "model.png"), full_page=True)
+    assert page.locator("#model-card").inner_text().strip()
