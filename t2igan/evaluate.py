@@ -1,6 +1,6 @@
 """Offline evaluation: FD, R-precision and diversity measured with a small evaluator trained on the dataset itself.
 
-No internet, no Inception weights: the feature space comes from `Evaluator`, a ~0.8 M-parameter CNN for 64-px images,
+No internet, no Inception weights: the feature space comes from `Evaluator`, a 0.75 M-parameter CNN (3 MB) for 64-px images,
 trained CLIP/DAMSM-style on the dataset's *train* split to match images with their captions' sentence embeddings
 (the same frozen text encoder the generator uses, 'minilm' by default). Ship it in `weights/evaluator/`.
 
@@ -16,9 +16,13 @@ Metrics (`evaluate_model`, `t2igan eval MODEL`), each beside a reference measure
 
 * **FD** — Fréchet distance between Gaussian fits of evaluator features `f` of generated images (one per real image
   of the split, from one of its captions, seed = `seed` + image index) and of the real images. FD is biased upward
-  at small N, so compare it only with numbers at the same N. References: *real halves* (two disjoint random halves of
-  the real images; the floor from sampling noise at N/2 each) and *other split* (real train images vs real test
-  images at equal N: what a model that draws the training emoji perfectly but not the held-out ones could score).
+  at small N, so each model number sits beside a reference at the same N: `fd` (all N generated vs all N real) beside
+  `fd_other_split` (real train vs real test images at equal N: real quality, other concepts — roughly what a model
+  that draws the training emoji perfectly but not the held-out ones would score), and `fd_halves` (images generated
+  for a random half A of the captions vs the real images of the other half B) beside `fd_real_halves` (real A vs
+  real B: the floor from sampling noise alone). The space is semantic (trained to match captions): it reacts
+  strongly to wrong content, collapse and noise, mildly to blur (a 4× down-and-up-sampled copy of the real set scores
+  about the real-halves floor), so it does not replace looking at samples.
 * **R-precision** — for each generated image, is its caption ranked first (cosine in the evaluator's joint space)
   among the true caption and 99 random captions of *other* concepts (captions shared with the true concept are never
   used as distractors)? The *ceiling* is the same test on the real images with the same captions and distractors;
@@ -149,13 +153,18 @@ def load_evaluator(evaluator: str | os.PathLike | Evaluator | None = None, devic
     """Load an evaluator folder (config.json + safetensors; never pickle), in eval mode."""
     if isinstance(evaluator, Evaluator):
         return evaluator.eval() if device is None else evaluator.to(device).eval()
+    path = _existing_evaluator(evaluator)
+    model = Evaluator.from_pretrained(str(path), use_safetensors=True)
+    return model.to(device or "cpu").eval()
+
+
+def _existing_evaluator(evaluator) -> Path:
     path = evaluator_path(evaluator)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no evaluator at {path}: train one with "
             "`t2igan evaluator --data data/emoji/train --val data/emoji/test --out weights/evaluator --minutes 12`")
-    model = Evaluator.from_pretrained(str(path), use_safetensors=True)
-    return model.to(device or "cpu").eval()
+    return path
 
 
 # ================================================================================================ metric maths
@@ -221,7 +230,7 @@ def mean_pairwise_cosine_distance(features: torch.Tensor, centre: torch.Tensor |
         return float("nan")
     x = F.normalize(x, dim=-1)
     sim = x @ x.T
-    return float((1 - (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))).item())
+    return max(0.0, float((1 - (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))).item()))  # ≥ 0 despite round-off
 
 
 # ================================================================================================ data helpers
@@ -384,9 +393,11 @@ class EvalContext:
             "r_precision_real": r_precision(self.real_v, self.true_text, self.distractors)}
         half = rng.permutation(len(self.rows))
         a, b = half[: len(half) // 2], half[len(half) // 2 : 2 * (len(half) // 2)]
+        self.half_a, self.half_b = torch.as_tensor(a), torch.as_tensor(b)
         self.refs["fd_real_halves"] = frechet_distance(self.real_f[a], self.real_f[b]) if len(a) >= 2 else None
         self.refs["fd_real_halves_n"] = int(len(a))
         self.refs["fd_other_split"], self.refs["fd_other_split_n"] = None, None
+        self.refs["other_split"] = other.name if other_split and other is not None else None
         if other_split and other is not None:
             odata, _ = load_captioned_images(other, DataConfig(resolution=res, min_pairs=2))
             m = min(len(odata), len(self.rows))
@@ -428,6 +439,8 @@ class EvalContext:
         out = dict(self.info)
         out["fd"] = frechet_distance(gen_f, self.real_f)
         out["fd_n"] = len(self.rows)
+        # N-matched with fd_real_halves: images generated for half A's captions vs the real images of half B
+        out["fd_halves"] = frechet_distance(gen_f[self.half_a], self.real_f[self.half_b]) if len(self.half_a) >= 2 else None
         out["r_precision"] = r_precision(gen_v, self.true_text, self.distractors)
         div = []
         if self.groups and self.diversity_seeds >= 2:
@@ -459,6 +472,9 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
 
     t0 = time.perf_counter()
     set_threads(threads)
+    if not isinstance(evaluator, Evaluator):
+        _existing_evaluator(evaluator)  # fail before loading the model
+    _resolve_split(data_dir, split)
     generate, name, pipe = _as_generate_fn(pipe_or_path, truncation, device=device, threads=threads)
     if text_encoder is None and pipe is not None and hasattr(pipe, "text"):
         text_encoder = _shared_encoder(pipe, evaluator)
@@ -493,7 +509,8 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
 
     `generate(prompts, seeds) -> images [N, 3, H, W] in [-1, 1]` (or a pipeline). The real side (data, features,
     captions, references) is built on the first call and cached per arguments. Returns flat floats with `prefix`:
-    fd, fd_real_halves, r_precision, r_precision_real, diversity_ratio, s. Only report these: never optimise them.
+    fd, fd_halves, fd_real_halves, r_precision, r_precision_real, diversity_ratio, s. Only report these: never
+    optimise them.
     """
     key = (str(data_dir), split, str(evaluator_path(evaluator)), n_prompts, seed, diversity_prompts, diversity_seeds,
            str(device))
@@ -505,7 +522,7 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
                                      diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
                                      text_encoder=text_encoder, device=device, other_split=False)
     r = _CONTEXTS[key].run(generate)
-    keep = {"fd": r["fd"], "fd_real_halves": r["fd_real_halves"], "r_precision": r["r_precision"],
+    keep = {"fd": r["fd"], "fd_halves": r["fd_halves"], "fd_real_halves": r["fd_real_halves"], "r_precision": r["r_precision"],
             "r_precision_real": r["r_precision_real"], "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
     return {prefix + k: (float(v) if v is not None else None) for k, v in keep.items()}
 
@@ -517,20 +534,25 @@ def format_report(r: dict) -> str:
 
     lines = [f"t2igan eval: {r.get('model', '?')} on {r['data']} ({r['split']}: {r['n']} images, {r['concepts']} concepts)",
              f"evaluator: {r['evaluator']}   seed {r['seed']}   truncation {r.get('truncation', 1.0)}", ""]
-    rows = [("metric", "model", "real-image reference"),
-            (f"FD, evaluator features (N={r['fd_n']}) ↓", num(r["fd"], ".2f"),
-             f"{num(r['fd_real_halves'], '.2f')} real halves (N={r['fd_real_halves_n']} each)"
-             + (f"; {num(r['fd_other_split'], '.2f')} real train vs test (N={r['fd_other_split_n']})"
-                if r.get("fd_other_split") is not None else "")),
-            (f"R-precision, 1 of {r['r_precision_candidates']} ↑", num(r["r_precision"]),
-             f"{num(r['r_precision_real'])} real images (ceiling); {num(r['r_precision_chance'])} chance"),
-            (f"Diversity, {r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts", num(r["diversity"]),
-             f"{num(r['diversity_real'])} same name, other vendor; {num(r['diversity_real_any'])} any two images"),
+    half = r["fd_real_halves_n"]
+    other = (f"{num(r['fd_other_split'], '.2f')} real {r.get('other_split')} vs real {r['split']} "
+             f"(N={r['fd_other_split_n']}: other concepts, real quality)") if r.get("fd_other_split") is not None else ""
+    same_n = r.get("fd_other_split_n") == r["fd_n"]
+    rows = [("metric", "model", "real-image reference (same protocol)"),
+            (f"FD ↓ all: {r['fd_n']} generated vs {r['fd_n']} real", num(r["fd"], ".2f"), other if same_n else ""),
+            (f"FD ↓ halves: {half} generated vs other {half} real", num(r.get("fd_halves"), ".2f"),
+             f"{num(r['fd_real_halves'], '.2f')} real half vs other real half (floor)"),
+            (f"R-precision ↑ (1 of {r['r_precision_candidates']})", num(r["r_precision"]),
+             f"{num(r['r_precision_real'])} real images (ceiling) · {num(r['r_precision_chance'])} chance"),
+            (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
+             f"{num(r['diversity_real'])} same name, other vendor · {num(r['diversity_real_any'])} any two images"),
             ("Diversity ratio (≈1 good, ≪1 collapse)", num(r["diversity_ratio"], ".2f"), "")]
+    if other and not same_n:  # not comparable with the model's FD at another N: a reference line of its own
+        rows.insert(3, (f"FD, real vs real at N={r['fd_other_split_n']}", "", other))
     w0, w1 = max(len(a) for a, _, _ in rows), max(len(b) for _, b, _ in rows)
     for a, b, c in rows:
         lines.append(f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip())
-    lines += ["", f"FD is biased upward at small N: compare only at equal N. {r.get('total_s', r['eval_s']):.1f} s."]
+    lines += ["", f"FD is biased upward at small N: compare a model with the reference on its own row (equal N). {r.get('total_s', r['eval_s']):.1f} s."]
     return "\n".join(lines)
 
 
@@ -668,6 +690,9 @@ def train_evaluator(data_dir: str | os.PathLike, out_dir: str | os.PathLike, min
     try:
         model.cpu().save_pretrained(str(tmp), safe_serialization=True)
         (tmp / TRAINING_INFO).write_text(json.dumps(info, indent=2))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700: a shipped weights folder should be readable like any other
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
     except BaseException:
         import shutil
 

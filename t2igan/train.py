@@ -127,7 +127,13 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     set_threads(cfg.threads)
     # --------------------------------------------------------------------------------------------- engine
     use_cpu = (cfg.device or os.environ.get("T2IGAN_DEVICE") or "auto") == "cpu" or not torch.cuda.is_available()
-    acc = accelerator or Accelerator(cpu=use_cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+    if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(True)  # a new single-process run may differ in device from the last one
+    acc = accelerator or Accelerator(cpu=use_cpu)
+    # bf16 autocast around the forward passes (CPU AVX-512 / GPU); losses and the penalty are taken in fp32
+    autocast = lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # noqa: E731
     main = acc.is_main_process
     log = (lambda msg: emit({"type": "log", "message": msg})) if main else (lambda msg: None)
     set_seed(cfg.seed + acc.process_index)
@@ -253,19 +259,20 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
             with_gp = cfg.gp_weight > 0 and step % cfg.gp_every == 0
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 fake = G(z, e)
             real_in = diff_augment(real, policy).requires_grad_(with_gp)
             e_in = e.clone().requires_grad_(with_gp)
-            out_real, out_fake, out_wrong = D(torch.cat([real_in, diff_augment(fake.float(), policy)]),
-                                              torch.cat([e_in, e]), mismatched=e_wrong)
+            with autocast():
+                out_real, out_fake, out_wrong = (o.float() for o in D(
+                    torch.cat([real_in, diff_augment(fake.float(), policy)]), torch.cat([e_in, e]), mismatched=e_wrong))
             loss_real = F.relu(1.0 - out_real).mean()
             loss_fake = F.relu(1.0 + out_fake).mean()
             loss_wrong = F.relu(1.0 + out_wrong).mean()
             loss_d = loss_real + 0.5 * (loss_fake + loss_wrong)
             penalty = torch.zeros((), device=dev)
             if with_gp:
-                g_img, g_txt = torch.autograd.grad(out_real.float().sum(), (real_in, e_in), create_graph=True)
+                g_img, g_txt = torch.autograd.grad(out_real.sum(), (real_in, e_in), create_graph=True)
                 # the sentence enters D scaled by √d (TextMap): penalise the gradient in that unit-variance space
                 g_txt = g_txt / D_plain.text_map.scale
                 grad = torch.cat([g_img.flatten(1), g_txt.flatten(1)], dim=1)
@@ -277,8 +284,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             # ---- G step: fool D on (G(z, caption), caption)
             D_plain.requires_grad_(False)
-            fake = G(z, e)
-            loss_g = -D_plain(diff_augment(fake.float(), policy), e).float().mean()
+            with autocast():
+                fake = G(z, e)
+                loss_g = -D_plain(diff_augment(fake.float(), policy), e).float().mean()
             opt_g.zero_grad(set_to_none=True)
             acc.backward(loss_g)
             opt_g.step()

@@ -145,7 +145,7 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
                        diversity_seeds=2, text_encoder=text_encoder)
     q2 = quick_metrics(tiny_pipe, data_dir=shapes, evaluator=tiny_evaluator[0], n_prompts=8, diversity_prompts=2,
                        diversity_seeds=2, text_encoder=text_encoder)
-    assert set(q1) == {"eval_fd", "eval_fd_real_halves", "eval_r_precision", "eval_r_precision_real",
+    assert set(q1) == {"eval_fd", "eval_fd_halves", "eval_fd_real_halves", "eval_r_precision", "eval_r_precision_real",
                        "eval_diversity_ratio", "eval_s"}
     assert {k: v for k, v in q1.items() if k != "eval_s"} == {k: v for k, v in q2.items() if k != "eval_s"}
 
@@ -155,10 +155,10 @@ def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weigh
 
     tiny_pipe.save_pretrained(weights_root / "tiny")
     args = ["eval", "tiny", "--data", str(shapes), "--evaluator", str(tiny_evaluator[0]), "--diversity-prompts", "3",
-            "--diversity-seeds", "2", "--device", "cpu"]
+            "--diversity-seeds", "2", "--device", "cpu", "--n", "10"]
     assert main(args) == 0
     table = capsys.readouterr().out
-    for word in ("FD", "R-precision", "Diversity", "real halves", "ceiling", "chance"):
+    for word in ("FD", "R-precision", "Diversity", "real half vs other real half", "ceiling", "chance"):
         assert word in table
     assert main(args + ["--json", "--split", "train", "--n", "10"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
