@@ -168,7 +168,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_evaluator(args) -> int:
-    from .evaluate import train_evaluator
+    from .evaluate import evaluator_path, train_evaluator
 
     def progress(event: dict) -> None:
         if args.quiet:
@@ -179,9 +179,9 @@ def cmd_evaluator(args) -> int:
         elif event["type"] in ("log", "dataset"):
             print(event.get("message") or event.get("summary"), flush=True)
 
-    info = train_evaluator(args.data, args.out, minutes=args.minutes, steps=args.steps, val_data=args.val,
-                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, resolution=args.resolution,
-                           threads=args.threads, device=args.device, progress=progress)
+    info = train_evaluator(args.data, args.out or evaluator_path(None), minutes=args.minutes, steps=args.steps,
+                           val_data=args.val, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           resolution=args.resolution, threads=args.threads, device=args.device, progress=progress)
     print(json.dumps(info))
     return 0
 
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     te = sub.add_parser("evaluator", help="train the evaluator network that `t2igan eval` measures with")
     te.add_argument("--data", required=True, help="training images (the dataset's train split), folder or .zip")
-    te.add_argument("--out", default="weights/evaluator")
+    te.add_argument("--out", default=None, help="evaluator folder (default: weights/evaluator, where eval looks)")
     te.add_argument("--val", default=None, help="held-out images for the reported ceiling, e.g. data/emoji/test")
     te.add_argument("--minutes", type=float, default=None, help="time budget (default: --steps, else 2000 steps)")
     te.add_argument("--steps", type=int, default=None)

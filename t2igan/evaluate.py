@@ -1,10 +1,11 @@
 """Offline evaluation: FD, R-precision and diversity measured with a small evaluator trained on the dataset itself.
 
-No internet, no Inception weights: the feature space comes from `Evaluator`, a 0.75 M-parameter CNN (3 MB) for 64-px images,
-trained CLIP/DAMSM-style on the dataset's *train* split to match images with their captions' sentence embeddings
-(the same frozen text encoder the generator uses, 'minilm' by default). Ship it in `weights/evaluator/`.
+No internet, no Inception weights: the feature space comes from `Evaluator`, a 0.75 M-parameter CNN (3 MB) for
+64-px images, trained CLIP/DAMSM-style on the dataset's *train* split to match images with their captions' sentence
+embeddings (the same frozen text encoder the generator uses, 'minilm' by default). Shipped in `weights/evaluator/`;
+train one with `train_evaluator` / `t2igan evaluator`.
 
-    image ─► [stride-2 conv stage] × 4 (32-64-128-256) ─► global mean pool ─► f (256-d) ─► Linear ─► L2-norm ─► v (384-d)
+    image ─► [stride-2 conv stage] × 4 (32-64-128-256) ─► mean pool ─► f (256-d) ─► Linear ─► L2-norm ─► v (384-d)
                                                                                 │                            │
                                                     Fréchet distance, diversity ┘       R-precision (cos v·text) ┘
 
@@ -20,9 +21,9 @@ Metrics (`evaluate_model`, `t2igan eval MODEL`), each beside a reference measure
   `fd_other_split` (real train vs real test images at equal N: real quality, other concepts — roughly what a model
   that draws the training emoji perfectly but not the held-out ones would score), and `fd_halves` (images generated
   for a random half A of the captions vs the real images of the other half B) beside `fd_real_halves` (real A vs
-  real B: the floor from sampling noise alone). The space is semantic (trained to match captions): it reacts
-  strongly to wrong content, collapse and noise, mildly to blur (a 4× down-and-up-sampled copy of the real set scores
-  about the real-halves floor), so it does not replace looking at samples.
+  real B: the floor from sampling noise alone), with two quality anchors on that row: half A's real images blurred
+  (down-sampled to 16 px / 8 px and back) vs real half B. The space is semantic (trained to match captions): it
+  reacts strongly to wrong content, collapse and noise, less to blur, so it does not replace looking at samples.
 * **R-precision** — for each generated image, is its caption ranked first (cosine in the evaluator's joint space)
   among the true caption and 99 random captions of *other* concepts (captions shared with the true concept are never
   used as distractors)? The *ceiling* is the same test on the real images with the same captions and distractors;
@@ -138,7 +139,7 @@ class Evaluator(ModelMixin, ConfigMixin):
 
 
 def evaluator_path(evaluator: str | os.PathLike | None = None) -> Path:
-    """None → weights/evaluator (beside the models); a bare name → weights/<name>; anything else is a folder path."""
+    """None → weights/evaluator (beside the models); a bare name → weights/<name>; anything else: a folder path."""
     from .weights import NAME_RE, weights_dir
 
     if evaluator is None or str(evaluator) == "":
@@ -192,7 +193,7 @@ def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
-    """‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr (Σ1^½ Σ2 Σ1^½)^½  — the symmetric form, stable for singular covariances."""
+    """‖μ1 − μ2‖² + tr Σ1 + tr Σ2 − 2 tr (Σ1^½ Σ2 Σ1^½)^½: the symmetric form, stable for singular covariances."""
     mu1, mu2, sigma1, sigma2 = _f64(mu1), _f64(mu2), _f64(sigma1), _f64(sigma2)
     root1 = sqrtm_psd(sigma1)
     middle = root1 @ sigma2 @ root1
@@ -338,8 +339,9 @@ class EvalContext:
 
     def __init__(self, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
                  evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None,
-                 seed: int = 0, diversity_prompts: int = 32, diversity_seeds: int = 8, n_distractors: int = N_DISTRACTORS,
-                 text_encoder=None, device=None, other_split: bool = True, max_prompts: int = 1000):
+                 seed: int = 0, diversity_prompts: int = 32, diversity_seeds: int = 8,
+                 n_distractors: int = N_DISTRACTORS, text_encoder=None, device=None, other_split: bool = True,
+                 max_prompts: int = 1000):
         from .data import DataConfig, load_captioned_images
 
         t0 = time.perf_counter()
@@ -385,7 +387,8 @@ class EvalContext:
         self.distractor_captions = [[unique[j] for j in r[:k_min]] for r in dis_rows]
         self.concepts = [concepts[i] for i in self.rows]
         self.true_text = table[torch.tensor([index[p] for p in self.prompts])]
-        self.distractors = table[torch.tensor([r[:k_min] for r in dis_rows], dtype=torch.long).reshape(len(self.rows), k_min)]
+        dis = torch.tensor([r[:k_min] for r in dis_rows], dtype=torch.long).reshape(len(self.rows), k_min)
+        self.distractors = table[dis]
         # real features and the references
         self.real_f, self.real_v = self.evaluator.encode(data.images[self.rows])
         self.centre = self.real_f.mean(0)
@@ -396,6 +399,15 @@ class EvalContext:
         self.half_a, self.half_b = torch.as_tensor(a), torch.as_tensor(b)
         self.refs["fd_real_halves"] = frechet_distance(self.real_f[a], self.real_f[b]) if len(a) >= 2 else None
         self.refs["fd_real_halves_n"] = int(len(a))
+        # quality anchors on the same row: half A's real images blurred (down to 16 / 8 px and back) vs real half B
+        real_a = data.images[[self.rows[int(i)] for i in a]].float().div(127.5).sub(1.0)
+        for px in (16, 8):
+            key = f"fd_real_halves_blur{px}"
+            self.refs[key] = None
+            if len(a) >= 2 and res > px:
+                small = F.interpolate(real_a, size=(px, px), mode="area")
+                blurred = F.interpolate(small, size=(res, res), mode="bilinear", align_corners=False)
+                self.refs[key] = frechet_distance(self.evaluator.encode(blurred)[0], self.real_f[b])
         self.refs["fd_other_split"], self.refs["fd_other_split_n"] = None, None
         self.refs["other_split"] = other.name if other_split and other is not None else None
         if other_split and other is not None:
@@ -424,7 +436,8 @@ class EvalContext:
             real_div.append(mean_pairwise_cosine_distance(gf, self.centre))
         self.refs["diversity_real"] = float(np.mean(real_div)) if real_div else None
         self.refs["diversity_real_any"] = mean_pairwise_cosine_distance(self.real_f, self.centre)
-        self.info = {"split": split, "data": self.data_path, "n": len(self.rows), "concepts": len({concepts[i] for i in self.rows}),
+        self.info = {"split": split, "data": self.data_path, "n": len(self.rows),
+                     "concepts": len({concepts[i] for i in self.rows}),
                      "evaluator": self.evaluator_path, "seed": self.seed, "r_precision_candidates": self.n_candidates,
                      "r_precision_chance": 1.0 / self.n_candidates, "diversity_prompts": len(groups),
                      "diversity_seeds": self.diversity_seeds, "setup_s": time.perf_counter() - t0}
@@ -440,15 +453,18 @@ class EvalContext:
         out["fd"] = frechet_distance(gen_f, self.real_f)
         out["fd_n"] = len(self.rows)
         # N-matched with fd_real_halves: images generated for half A's captions vs the real images of half B
-        out["fd_halves"] = frechet_distance(gen_f[self.half_a], self.real_f[self.half_b]) if len(self.half_a) >= 2 else None
+        out["fd_halves"] = (frechet_distance(gen_f[self.half_a], self.real_f[self.half_b])
+                            if len(self.half_a) >= 2 else None)
         out["r_precision"] = r_precision(gen_v, self.true_text, self.distractors)
         div = []
         if self.groups and self.diversity_seeds >= 2:
             k = self.diversity_seeds
             prompts = [g.prompt for g in self.groups for _ in range(k)]
             dseeds = [self.seed + j for _ in self.groups for j in range(k)]
-            feats = torch.cat([self.evaluator.encode(x)[0] for x in _generate_images(generate, prompts, dseeds, batch_size)])
-            div = [mean_pairwise_cosine_distance(feats[i * k : (i + 1) * k], self.centre) for i in range(len(self.groups))]
+            batches = _generate_images(generate, prompts, dseeds, batch_size)
+            feats = torch.cat([self.evaluator.encode(x)[0] for x in batches])
+            div = [mean_pairwise_cosine_distance(feats[i * k : (i + 1) * k], self.centre)
+                   for i in range(len(self.groups))]
         out["diversity"] = float(np.mean(div)) if div else None
         out.update(self.refs)
         real = out["diversity_real"]
@@ -463,10 +479,15 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
                    device: str | None = None, threads: int | None = None, text_encoder=None) -> dict:
     """Evaluate a model (name under weights/, folder, T2IGANPipeline, or generate(prompts, seeds) callable).
 
-    Uses every image of the split up to 1000 (`n_prompts` to choose; subsampled deterministically by `seed`).
-    Returns a flat dict: fd, r_precision, diversity, diversity_ratio and their real-image references
-    (fd_real_halves, fd_other_split, r_precision_real, r_precision_chance, diversity_real, diversity_real_any),
-    plus sample sizes and timings.
+    Uses every image of the split up to 1000 (`n_prompts` to choose; subsampled deterministically by `seed`), the
+    same prompts, seeds, distractors and halves on every call, so two models (or two checkpoints) evaluated with the
+    same arguments on the same device are directly comparable. Returns a flat JSON-able dict:
+
+    * model numbers: fd, fd_halves, r_precision, diversity, diversity_ratio;
+    * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
+      fd_halves), r_precision_real (ceiling), r_precision_chance, diversity_real, diversity_real_any;
+    * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
+      diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
     from .device import pick_device, set_threads
 
@@ -511,6 +532,15 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
     captions, references) is built on the first call and cached per arguments. Returns flat floats with `prefix`:
     fd, fd_halves, fd_real_halves, r_precision, r_precision_real, diversity_ratio, s. Only report these: never
     optimise them.
+
+    In `train()` (main process, e.g. every `eval_every` steps), with the EMA generator and the run's encoder:
+
+        from t2igan.pipeline import noise_for_seeds
+        def gen(prompts, seeds):
+            return G_ema(noise_for_seeds(list(seeds), z_dim).to(dev), encoder.encode(list(prompts)).to(dev))
+
+        with open(stats_file, "a") as f:
+            f.write(json.dumps({"step": step, **quick_metrics(gen, text_encoder=encoder)}) + "\\n")
     """
     key = (str(data_dir), split, str(evaluator_path(evaluator)), n_prompts, seed, diversity_prompts, diversity_seeds,
            str(device))
@@ -522,7 +552,8 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
                                      diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
                                      text_encoder=text_encoder, device=device, other_split=False)
     r = _CONTEXTS[key].run(generate)
-    keep = {"fd": r["fd"], "fd_halves": r["fd_halves"], "fd_real_halves": r["fd_real_halves"], "r_precision": r["r_precision"],
+    keep = {"fd": r["fd"], "fd_halves": r["fd_halves"], "fd_real_halves": r["fd_real_halves"],
+            "r_precision": r["r_precision"],
             "r_precision_real": r["r_precision_real"], "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
     return {prefix + k: (float(v) if v is not None else None) for k, v in keep.items()}
 
@@ -532,16 +563,20 @@ def format_report(r: dict) -> str:
     def num(v, fmt=".3f"):
         return "n/a" if v is None else format(v, fmt)
 
-    lines = [f"t2igan eval: {r.get('model', '?')} on {r['data']} ({r['split']}: {r['n']} images, {r['concepts']} concepts)",
+    lines = [f"t2igan eval: {r.get('model', '?')} on {r['data']} "
+             f"({r['split']}: {r['n']} images, {r['concepts']} concepts)",
              f"evaluator: {r['evaluator']}   seed {r['seed']}   truncation {r.get('truncation', 1.0)}", ""]
     half = r["fd_real_halves_n"]
     other = (f"{num(r['fd_other_split'], '.2f')} real {r.get('other_split')} vs real {r['split']} "
-             f"(N={r['fd_other_split_n']}: other concepts, real quality)") if r.get("fd_other_split") is not None else ""
+             f"(N={r['fd_other_split_n']}: other concepts, real quality)"
+             ) if r.get("fd_other_split") is not None else ""
     same_n = r.get("fd_other_split_n") == r["fd_n"]
     rows = [("metric", "model", "real-image reference (same protocol)"),
             (f"FD ↓ all: {r['fd_n']} generated vs {r['fd_n']} real", num(r["fd"], ".2f"), other if same_n else ""),
             (f"FD ↓ halves: {half} generated vs other {half} real", num(r.get("fd_halves"), ".2f"),
-             f"{num(r['fd_real_halves'], '.2f')} real half vs other real half (floor)"),
+             f"{num(r['fd_real_halves'], '.2f')} real half vs other real half (floor)"
+             + (f" · {num(r.get('fd_real_halves_blur16'), '.2f')} / {num(r.get('fd_real_halves_blur8'), '.2f')}"
+                " same, blurred to 16 / 8 px" if r.get("fd_real_halves_blur16") is not None else "")),
             (f"R-precision ↑ (1 of {r['r_precision_candidates']})", num(r["r_precision"]),
              f"{num(r['r_precision_real'])} real images (ceiling) · {num(r['r_precision_chance'])} chance"),
             (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
@@ -552,7 +587,8 @@ def format_report(r: dict) -> str:
     w0, w1 = max(len(a) for a, _, _ in rows), max(len(b) for _, b, _ in rows)
     for a, b, c in rows:
         lines.append(f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip())
-    lines += ["", f"FD is biased upward at small N: compare a model with the reference on its own row (equal N). {r.get('total_s', r['eval_s']):.1f} s."]
+    lines += ["", "FD is biased upward at small N: compare a model with the reference on its own row (equal N). "
+                  f"{r.get('total_s', r['eval_s']):.1f} s."]
     return "\n".join(lines)
 
 
@@ -585,8 +621,9 @@ def train_evaluator(data_dir: str | os.PathLike, out_dir: str | os.PathLike, min
                     steps: int | None = None, *, val_data: str | os.PathLike | None = None, batch_size: int = 128,
                     lr: float = 2e-3, weight_decay: float = 1e-4, max_shift: int | None = None, seed: int = 0,
                     resolution: int = 64, widths: Sequence[int] = (32, 64, 128, 256), text_encoder="minilm",
-                    threads: int | None = None, device: str | None = None, log_every: int = 50,
-                    progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
+                    text_encoder_id: str | None = None, threads: int | None = None, device: str | None = None,
+                    log_every: int = 50, progress: Callable[[dict], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> dict:
     """Train an `Evaluator` on a captioned-image folder/zip (the dataset's *train* split) and save it to `out_dir`.
 
     Stops after `steps` or `minutes` (whichever comes first; 2000 steps if neither is given). AdamW, linear warm-up
@@ -615,7 +652,8 @@ def train_evaluator(data_dir: str | os.PathLike, out_dir: str | os.PathLike, min
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     encoder = text_encoder if isinstance(text_encoder, TextEncoder) else TextEncoder.from_pretrained(text_encoder)
-    encoder_id = text_encoder if isinstance(text_encoder, str) else "minilm"
+    # the name stored in config.json, by which `t2igan eval` loads the same encoder (give it with a loaded encoder)
+    encoder_id = text_encoder_id or (text_encoder if isinstance(text_encoder, str) else "minilm")
     data, report = load_captioned_images(data_dir, DataConfig(resolution=resolution, min_pairs=2))
     emit({"type": "dataset", "summary": report.summary()})
     captions = data.unique_captions()
@@ -663,13 +701,15 @@ def train_evaluator(data_dir: str | os.PathLike, out_dir: str | os.PathLike, min
         losses.append(float(loss.detach()))
         if step % log_every == 0:
             mean = float(np.mean(losses[-log_every:]))
-            emit({"type": "step", "step": step, "loss": mean, "temperature": float(1 / model.logit_scale.detach().exp()),
+            temperature = float(1 / model.logit_scale.detach().exp())
+            emit({"type": "step", "step": step, "loss": mean, "temperature": temperature,
                   "elapsed_s": time.perf_counter() - t0, "fraction": done})
     train_s = time.perf_counter() - t0
     model.eval()
     info = {"steps": step, "train_s": train_s, "images_seen": step * bs, "batch_size": bs,
             "loss": float(np.mean(losses[-log_every:])) if losses else None,
-            "temperature": float(1 / model.logit_scale.detach().exp()), "data": str(data_dir), "data_fingerprint": data.fingerprint(),
+            "temperature": float(1 / model.logit_scale.detach().exp()), "data": str(data_dir),
+            "data_fingerprint": data.fingerprint(),
             "parameters": sum(p.numel() for p in model.parameters()), "seed": seed, "lr": lr, "max_shift": shift}
     # real-image ceilings with the evaluation protocol (1 of 100), on the training data and on held-out data
     for name, path in (("train", data_dir), ("val", val_data)):

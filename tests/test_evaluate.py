@@ -15,10 +15,13 @@ TINY_EVAL = dict(resolution=32, widths=(8, 16, 16, 32))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
+def _cache_and_threads(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is as fast, and 10× faster when the cores are busy
     with pytest.MonkeyPatch.context() as mp:  # the caption-embedding cache stays in this module's temp folder
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,8 @@ def test_mean_pairwise_cosine_distance():
     assert mean_pairwise_cosine_distance(torch.ones(4, 3)) == pytest.approx(0.0)
     assert mean_pairwise_cosine_distance(torch.eye(3)) == pytest.approx(1.0)
     # centring: points on either side of the centre are opposite
-    assert mean_pairwise_cosine_distance(torch.tensor([[2.0, 1.0], [0.0, 1.0]]), torch.tensor([1.0, 1.0])) == pytest.approx(2.0)
+    opposite = torch.tensor([[2.0, 1.0], [0.0, 1.0]])
+    assert mean_pairwise_cosine_distance(opposite, torch.tensor([1.0, 1.0])) == pytest.approx(2.0)
 
 
 def test_contrastive_loss_leaves_false_negatives_out():
@@ -123,9 +127,8 @@ def test_distractors_come_from_other_concepts(tiny_evaluator, shapes, text_encod
     ctx = EvalContext(shapes, "train", evaluator=tiny_evaluator[0], text_encoder=text_encoder, diversity_prompts=4,
                       diversity_seeds=2)
     assert ctx.n_candidates == 1 + 22  # 12 concepts × 2 captions, minus the true concept's 2
-    captions_of = {}
-    for caps in [[f"a {c} {s}", f"{s} in {c}"] for c in ("red", "green", "blue", "yellow") for s in ("circle", "square", "triangle")]:
-        captions_of[caps[0]] = set(caps)
+    captions_of = {f"a {c} {s}": {f"a {c} {s}", f"{s} in {c}"}
+                   for c in ("red", "green", "blue", "yellow") for s in ("circle", "square", "triangle")}
     for concept, prompt, distractors in zip(ctx.concepts, ctx.prompts, ctx.distractor_captions):
         assert prompt in captions_of[concept] and not set(distractors) & captions_of[concept]
         assert len(set(distractors)) == len(distractors)
@@ -165,3 +168,14 @@ def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weigh
     assert line["split"] == "train" and line["n"] == 10 and line["fd"] >= 0 and "r_precision_real" in line
     assert main(["eval", "tiny", "--data", str(shapes), "--evaluator", str(shapes / "none")]) == 1
     assert "no evaluator" in capsys.readouterr().err
+
+
+def test_evaluator_cli_trains_and_saves(shapes, tmp_path, capsys):
+    from t2igan.cli import main
+
+    out = tmp_path / "ev"
+    assert main(["evaluator", "--data", str(shapes / "train"), "--out", str(out), "--steps", "2", "--batch-size", "4",
+                 "--resolution", "32", "--quiet", "--device", "cpu"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["steps"] == 2 and info["out"] == str(out)
+    assert load_evaluator(out).config.resolution == 32
