@@ -237,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)
+    t.add_argument("--eval-every", type=int, default=None, help="held-out metrics into stats.jsonl every N steps")
+    t.add_argument("--eval-data", default=None, help="dataset root with a test/ split, e.g. data/emoji")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--prompts", default=None, help="sample-grid prompts separated by '|'")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

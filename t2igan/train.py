@@ -68,6 +68,9 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 200
+    eval_every: int = 0                         # offline metrics (t2igan.evaluate) into stats.jsonl; 0 = off
+    eval_data: str | None = None                # dataset root with a held-out split, e.g. data/emoji
+    evaluator: str | None = None                # evaluator folder (default: weights/evaluator)
     sample_prompts: list[str] | None = None     # default: 8 captions spread over the dataset
     sample_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     background: tuple[int, int, int] = (255, 255, 255)
@@ -235,6 +238,23 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         make_grid(images, cols=len(cfg.sample_seeds) * 2).save(path)
         emit({"type": "sample", "step": step, "path": str(path), "prompts": sample_prompts})
 
+    def evaluate() -> None:
+        """Held-out metrics with the EMA generator — reported only, never a training signal."""
+        if not (main and cfg.eval_every and cfg.eval_data):
+            return
+        from .evaluate import quick_metrics
+        from .pipeline import noise_for_seeds
+
+        def generate(prompts, seeds):
+            with torch.no_grad():
+                return G_ema(noise_for_seeds(list(seeds), z_dim).to(dev), encoder.encode(list(prompts)).to(dev))
+
+        record = {"step": step, **quick_metrics(generate, data_dir=cfg.eval_data, evaluator=cfg.evaluator,
+                                                    text_encoder=encoder)}
+        with open(stats_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        emit({"type": "eval", **record})
+
     # --------------------------------------------------------------------------------------------- the loop
     emit({"type": "start", "step": step, "total": cfg.steps}) if main else None
     window, t_window, t_start, start_step = [], time.perf_counter(), time.perf_counter(), step
@@ -322,6 +342,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 sample()
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                evaluate()
         else:
             continue
         break

@@ -179,3 +179,20 @@ def test_evaluator_cli_trains_and_saves(shapes, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["steps"] == 2 and info["out"] == str(out)
     assert load_evaluator(out).config.resolution == 32
+
+
+def test_training_logs_held_out_metrics(tiny_evaluator, shapes, tmp_path):
+    import json
+
+    from t2igan.train import TrainConfig, train
+
+    events = []
+    train(TrainConfig(data=str(shapes / "train"), out=str(tmp_path / "m"), run_dir=str(tmp_path / "run"), steps=4,
+                      batch_size=4, resolution=32, g_channels=[32, 32, 16, 8], d_channels=[8, 16, 16, 32], z_dim=16,
+                      cond_dim=32, precision="fp32", eval_every=2, eval_data=str(shapes),
+                      evaluator=str(tiny_evaluator[0]), sample_every=100, checkpoint_every=100), progress=events.append)
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [2, 4]
+    lines = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    logged = [l for l in lines if "eval_r_precision" in l]
+    assert len(logged) == 2 and 0 <= logged[0]["eval_r_precision"] <= 1 and logged[0]["eval_fd"] >= 0
