@@ -143,6 +143,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sheet(args) -> int:
+    from .sheet import prompt_sheet
+
+    pipe = _load(args)
+    prompts = [p.strip() for p in args.prompts.split("|") if p.strip()] if args.prompts else None
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prompt_sheet(pipe, prompts, seeds=tuple(args.seeds), truncation=args.truncation).save(out)
+    print(out)
+    return 0
+
+
 def cmd_data_emoji(args) -> int:
     from .datasets.emoji import EmojiBuildError, build_emoji_dataset
 
@@ -215,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(i)
     i.set_defaults(func=cmd_interpolate)
 
+    sh = sub.add_parser("sheet", help="render a labelled prompt × seed sheet (PNG) to judge a model by eye")
+    sh.add_argument("-o", "--output", default="prompt-sheet.png")
+    sh.add_argument("--prompts", default=None, help="prompts separated by '|' (default: 24 across categories)")
+    sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    sh.add_argument("--truncation", type=float, default=0.8)
+    _common(sh)
+    sh.set_defaults(func=cmd_sheet)
+
     f = sub.add_parser("info", help="device, model, text encoder and versions")
     _common(f)
     f.set_defaults(func=cmd_info)
@@ -234,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None, help="new models only")
     t.add_argument("--gp-weight", type=float, default=None)
     t.add_argument("--gp-every", type=int, default=None)
+    t.add_argument("--mode-seeking", type=float, default=None, help="MSGAN weight (0 = off)")
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)

@@ -17,6 +17,7 @@ from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts
 MAX_IMAGES = 256          # per call: keeps one request from exhausting memory
 MAX_PROMPT_CHARS = 2000   # longer prompts are cut; the tokenizer keeps far fewer tokens anyway
 SEED_MAX = 2**63 - 1
+KEEP_ON_RESAVE = ("README.md", "prompt-sheet.png")
 
 Prompt = str | list[str] | dict[str, float]
 
@@ -201,6 +202,9 @@ class T2IGANPipeline(DiffusionPipeline):
             raise
         finally:
             self.register_modules(text_encoder=te, tokenizer=tok)
+        for keep in KEEP_ON_RESAVE:  # a model card written by hand survives re-exports during training
+            if (target / keep).is_file() and not (tmp / keep).exists():
+                shutil.copy2(target / keep, tmp / keep)
         _replace_dir(tmp, target)
 
     @classmethod

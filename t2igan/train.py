@@ -54,6 +54,7 @@ class TrainConfig:
     gp_power: float = 6.0
     gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
     augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
+    mode_seeking: float = 1.0                   # MSGAN weight: different noise → different images (0 = off)
     ema_decay: float = 0.999
     precision: str = "bf16"                     # 'bf16' autocast (CPU AVX-512 / GPU) or 'fp32'
     seed: int = 0
@@ -304,9 +305,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             # ---- G step: fool D on (G(z, caption), caption)
             D_plain.requires_grad_(False)
+            # ---- and, on a quarter of the batch, a second noise for the same caption: mode seeking (MSGAN) pushes
+            #      G to turn different noise into different images instead of one image per prompt
+            q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
+            z2 = torch.randn(q, z_dim, device=dev)
             with autocast():
-                fake = G(z, e)
+                out = G(torch.cat([z, z2]), torch.cat([e, e[:q]]))  # one forward pass (DDP-friendly)
+                fake, fake2 = out[: real.shape[0]], out[real.shape[0] :]
                 loss_g = -D_plain(diff_augment(fake.float(), policy), e).float().mean()
+            loss_ms = torch.zeros((), device=dev)
+            if q:
+                ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
+                loss_ms = 1.0 / (ratio.mean() + 1e-5)
+                loss_g = loss_g + cfg.mode_seeking * loss_ms
             opt_g.zero_grad(set_to_none=True)
             acc.backward(loss_g)
             opt_g.step()
@@ -319,7 +330,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     p_ema.lerp_(p.detach(), 1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -331,7 +342,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:

@@ -53,3 +53,10 @@ def test_bench_prints_json(tiny_pipe, weights_root, capsys):
     assert main(["bench", "--batches", "1", "2", "--repeats", "1"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["bench"] == "generate" and line["batch2_images_per_s"] > 0 and line["peak_rss_MB"] > 0
+
+
+def test_prompt_sheet(tiny_pipe, weights_root, tmp_path):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["sheet", "--prompts", "a cat|a dog|a red apple", "--seeds", "0", "1", "-o", str(tmp_path / "s.png")]) == 0
+    sheet = Image.open(tmp_path / "s.png")
+    assert sheet.height == 3 * (64 + 4) + 4 and sheet.width == 260 + 2 * (64 + 4) + 4

@@ -134,3 +134,10 @@ def test_variation_moves_around_the_seed(tiny_pipe):
     assert torch.allclose(var[0], base[0], atol=1e-5)
     near_d, far_d = (var[1:] - base).abs().mean(), (far[1:] - base).abs().mean()
     assert 0 < near_d < far_d
+
+
+def test_resave_keeps_the_model_card(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "README.md").write_text("# my card")
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "README.md").read_text() == "# my card"
