@@ -192,6 +192,7 @@ class T2IGANPipeline(DiffusionPipeline):
         target = Path(save_directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
         te, tok = self.text_encoder, self.tokenizer
         try:
             if not include:
