@@ -143,6 +143,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import shutil
+
+    from .export import ExportError, export_onnx
+    from .weights import resolve_model
+
+    out = Path(args.output)
+    if args.onnx:
+        try:
+            result = export_onnx(_load(args), out)
+        except ExportError as e:
+            print(f"t2igan: error: {e}", file=sys.stderr)
+            return 1
+        print(f"{result['path']} ({result['bytes'] / 2**20:.1f} MB; onnxruntime vs torch max |diff| "
+              f"{result['max_abs_diff']:.1e})")
+    else:
+        folder = resolve_model(args.model)
+        archive = shutil.make_archive(str(out.with_suffix("")), "zip", root_dir=folder.parent, base_dir=folder.name)
+        print(archive)
+    return 0
+
+
 def cmd_sheet(args) -> int:
     from .sheet import prompt_sheet
 
@@ -226,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--upscale", type=int, default=1)
     _common(i)
     i.set_defaults(func=cmd_interpolate)
+
+    ex = sub.add_parser("export", help="a model as a .zip of its pipeline folder, or its generator as ONNX (--onnx)")
+    ex.add_argument("--onnx", action="store_true", help="ONNX generator, checked against torch with onnxruntime")
+    ex.add_argument("-o", "--output", required=True)
+    _common(ex)
+    ex.set_defaults(func=cmd_export)
 
     sh = sub.add_parser("sheet", help="render a labelled prompt × seed sheet (PNG) to judge a model by eye")
     sh.add_argument("-o", "--output", default="prompt-sheet.png")

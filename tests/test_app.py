@@ -144,3 +144,9 @@ def test_export_zip_stays_in_outputs(app_env):
     assert archive.endswith(".zip") and "exported" in msg
     with zipfile.ZipFile(archive) as zf:
         assert "tiny/model_index.json" in zf.namelist()
+
+
+def test_export_onnx_through_the_app(app_env):
+    pytest.importorskip("onnxruntime")
+    path, msg = app_env["client"].predict("tiny", api_name="/export_onnx")
+    assert path.endswith(".onnx") and "max |onnxruntime − torch|" in msg

@@ -60,3 +60,16 @@ def test_prompt_sheet(tiny_pipe, weights_root, tmp_path):
     assert main(["sheet", "--prompts", "a cat|a dog|a red apple", "--seeds", "0", "1", "-o", str(tmp_path / "s.png")]) == 0
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.height == 3 * (64 + 4) + 4 and sheet.width == 260 + 2 * (64 + 4) + 4
+
+
+def test_export_zip_and_onnx(tiny_pipe, weights_root, tmp_path, capsys):
+    import zipfile
+
+    import pytest
+
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["export", "--model", "tiny", "-o", str(tmp_path / "tiny.zip")]) == 0
+    assert "tiny/model_index.json" in zipfile.ZipFile(tmp_path / "tiny.zip").namelist()
+    pytest.importorskip("onnxruntime")
+    assert main(["export", "--onnx", "--model", "tiny", "-o", str(tmp_path / "g.onnx")]) == 0
+    assert "max |diff|" in capsys.readouterr().out and (tmp_path / "g.onnx").stat().st_size > 0

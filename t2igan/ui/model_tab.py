@@ -1,6 +1,7 @@
 """Model tab: the selected model's card and sample sheet, and export as a zip of its pipeline folder."""
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -53,6 +54,20 @@ def export_zip(model: str | None):
     return archive, f"exported {path.name}"
 
 
+def export_onnx_file(studio: Studio, model: str | None):
+    """ONNX generator into the app's output folder, checked against torch."""
+    from ..export import ExportError, export_onnx
+
+    try:
+        pipe = studio.pipeline(model)
+        out = outputs_dir() / "exports" / f"{studio.name}-generator-{time.strftime('%Y%m%d-%H%M%S')}.onnx"
+        with studio.lock:
+            result = export_onnx(copy.deepcopy(pipe), out)
+        return str(out), f"ONNX generator: {result['bytes'] / 2**20:.1f} MB, max |onnxruntime − torch| = {result['max_abs_diff']:.1e}"
+    except (ExportError, NoModelError, ValueError, OSError) as e:
+        return None, f"⚠️ {e}"
+
+
 def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     with gr.Row():
         with gr.Column(scale=3):
@@ -62,8 +77,11 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             sheet_img = gr.Image(label="Sample sheet (rows: prompts, 4 seeds each)", elem_classes=["pixelated"])
             zip_btn = gr.Button("Export as .zip", elem_id="export-zip")
             zip_file = gr.File(label="Pipeline folder (zip)")
+            onnx_btn = gr.Button("Export generator as ONNX", elem_id="export-onnx")
+            onnx_file = gr.File(label="ONNX generator (inputs: noise, sentence embedding)")
             msg = gr.Markdown()
     model_dropdown.change(card, model_dropdown, card_md, api_visibility="private")
     sheet_btn.click(lambda m: sheet(studio, m), model_dropdown, [sheet_img, msg], api_name="sample_sheet",
                     concurrency_id="gen")
     zip_btn.click(export_zip, model_dropdown, [zip_file, msg], api_name="export_zip")
+    onnx_btn.click(lambda m: export_onnx_file(studio, m), model_dropdown, [onnx_file, msg], api_name="export_onnx")
