@@ -250,8 +250,12 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             with torch.no_grad():
                 return G_ema(noise_for_seeds(list(seeds), z_dim).to(dev), encoder.encode(list(prompts)).to(dev))
 
-        record = {"step": step, **quick_metrics(generate, data_dir=cfg.eval_data, evaluator=cfg.evaluator,
-                                                    text_encoder=encoder)}
+        try:
+            record = {"step": step, **quick_metrics(generate, data_dir=cfg.eval_data, evaluator=cfg.evaluator,
+                                                        text_encoder=encoder)}
+        except Exception as e:  # metrics are a report: a missing evaluator must not end hours of training
+            log(f"warning: evaluation at step {step} failed and was skipped: {type(e).__name__}: {e}")
+            return
         with open(stats_file, "a") as f:
             f.write(json.dumps(record) + "\n")
         emit({"type": "eval", **record})
