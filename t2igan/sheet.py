@@ -19,17 +19,20 @@ SHEET_PROMPTS = [
 
 
 def prompt_sheet(pipe, prompts: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2, 3),
-                 truncation: float = 0.8, scale: int = 2) -> Image.Image:
-    """One row per prompt (label on the left), one column per seed; images enlarged with crisp pixels."""
+                 truncation: float = 0.8, scale: int = 2, panels: int = 2) -> Image.Image:
+    """Prompts as labelled rows (in `panels` side-by-side columns), one image per seed; crisp 2× enlargement."""
     prompts = prompts or SHEET_PROMPTS
     size = pipe.generator.config.resolution * scale
-    label_w, pad = 260, 4
-    sheet = Image.new("RGB", (label_w + len(seeds) * (size + pad) + pad, len(prompts) * (size + pad) + pad), "white")
+    label_w, pad = 200, 4
+    rows = -(-len(prompts) // panels)
+    panels = -(-len(prompts) // rows)
+    panel_w = label_w + len(seeds) * (size + pad) + pad
+    sheet = Image.new("RGB", (panels * panel_w, rows * (size + pad) + pad), "white")
     draw = ImageDraw.Draw(sheet)
-    for r, prompt in enumerate(prompts):
-        y = pad + r * (size + pad)
-        draw.text((8, y + size // 2 - 6), prompt[:40], fill=(20, 20, 20))
-        for c, seed in enumerate(seeds):
-            image = pipe(prompt, seed=seed, truncation=truncation).images[0]
-            sheet.paste(enlarge(image, scale), (label_w + pad + c * (size + pad), y))
+    for i, prompt in enumerate(prompts):
+        x0, y = (i // rows) * panel_w, pad + (i % rows) * (size + pad)
+        draw.text((x0 + 8, y + size // 2 - 6), prompt[:32], fill=(20, 20, 20))
+        images = [pipe(prompt, seed=s, truncation=truncation).images[0] for s in seeds]
+        for c, image in enumerate(images):
+            sheet.paste(enlarge(image, scale), (x0 + label_w + pad + c * (size + pad), y))
     return sheet

@@ -59,7 +59,8 @@ def test_prompt_sheet(tiny_pipe, weights_root, tmp_path):
     tiny_pipe.save_pretrained(weights_root / "tiny")
     assert main(["sheet", "--prompts", "a cat|a dog|a red apple", "--seeds", "0", "1", "-o", str(tmp_path / "s.png")]) == 0
     sheet = Image.open(tmp_path / "s.png")
-    assert sheet.height == 3 * (64 + 4) + 4 and sheet.width == 260 + 2 * (64 + 4) + 4
+    # 3 prompts in 2 panels of 2 rows; each panel: label + 2 seeds of 2× enlarged 32-px images
+    assert sheet.height == 2 * (64 + 4) + 4 and sheet.width == 2 * (200 + 2 * (64 + 4) + 4)
 
 
 def test_export_zip_and_onnx(tiny_pipe, weights_root, tmp_path, capsys):
