@@ -109,6 +109,7 @@ class Generator(ModelMixin, ConfigMixin):
                  channels: tuple[int, ...] | list[int] | None = None):
         super().__init__()
         channels = _check_size(resolution, channels or DEFAULT_G_CHANNELS.get(resolution), "Generator")
+        self.register_to_config(channels=list(channels))  # the folder says which widths it has
         c_dim = z_dim + cond_dim
         self.text_map = TextMap(text_dim, cond_dim)
         self.stem = nn.Linear(c_dim, channels[0] * 4 * 4)
@@ -151,6 +152,7 @@ class Discriminator(ModelMixin, ConfigMixin):
                  channels: tuple[int, ...] | list[int] | None = None, projection: bool = True):
         super().__init__()
         channels = _check_size(resolution, channels or DEFAULT_D_CHANNELS.get(resolution), "Discriminator")
+        self.register_to_config(channels=list(channels))
         self.from_rgb = nn.Conv2d(3, channels[0], 3, padding=1)
         self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(channels[:-1], channels[1:]))
         top = channels[-1]

@@ -139,6 +139,19 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     page.wait_for_selector("#loss-chart canvas, #loss-chart svg", timeout=60_000)
     page.wait_for_timeout(3000)
     page.screenshot(path=str(served["shots"] / "train.png"), full_page=True)
+    # the same slider benchmark while the job trains in this app
+    page.get_by_role("tab", name="Generate").click()
+    times = []
+    for i in range(5):
+        before = gallery_srcs(page)
+        release_slider(page, "truncation", 0.35 + 0.08 * i)
+        times.append(wait_change(page, before))
+    result = {"bench": "browser_slider_to_images_while_training", "images": 4,
+              "median_ms": round(1000 * statistics.median(times)), "max_ms": round(1000 * max(times)),
+              "samples": len(times)}
+    print(json.dumps(result))
+    (served["shots"] / "latency-training.json").write_text(json.dumps(result))
+    page.get_by_role("tab", name="Train").click()
     page.click("#train-stop")
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
                            timeout=120_000)

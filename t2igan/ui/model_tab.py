@@ -9,11 +9,10 @@ import time
 import gradio as gr
 import torch
 
-from ..images import make_grid
+from ..sheet import prompt_sheet
 from ..weights import NoModelError, resolve_model
 from .state import Studio, outputs_dir
 
-SHEET_PROMPTS = ["grinning face", "a red apple", "dog face", "a slice of pizza", "red heart", "rocket"]
 
 
 def card(model: str | None) -> str:
@@ -31,12 +30,11 @@ def card(model: str | None) -> str:
 
 
 def sheet(studio: Studio, model: str | None):
-    """A prompt × seed sheet rendered now with the selected model."""
+    """The labelled prompt × seed sheet (t2igan sheet), rendered now with the selected model."""
     try:
         pipe = studio.pipeline(model)
         torch.set_num_threads(studio.generation_threads())
-        images = [im for p in SHEET_PROMPTS for im in pipe(p, num_images_per_prompt=4, seed=0, truncation=0.8).images]
-        return make_grid(images, cols=8).resize((8 * 66 * 2 + 4, 3 * 66 * 2 + 4), 0), ""
+        return prompt_sheet(pipe), ""
     except (NoModelError, ValueError, OSError) as e:
         return None, f"⚠️ {e}"
 
@@ -74,7 +72,7 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             card_md = gr.Markdown(card(model_dropdown.value), elem_id="model-card")
         with gr.Column(scale=2):
             sheet_btn = gr.Button("Render sample sheet", elem_id="sheet-btn")
-            sheet_img = gr.Image(label="Sample sheet (rows: prompts, 4 seeds each)", elem_classes=["pixelated"])
+            sheet_img = gr.Image(label="Prompt sheet (4 seeds per prompt)", elem_classes=["pixelated"])
             zip_btn = gr.Button("Export as .zip", elem_id="export-zip")
             zip_file = gr.File(label="Pipeline folder (zip)")
             onnx_btn = gr.Button("Export generator as ONNX", elem_id="export-onnx")
