@@ -34,6 +34,8 @@ def _save(images, out: str, separate: bool, upscale: int, cols: int | None = Non
 
 
 def cmd_generate(args) -> int:
+    if not 0 <= args.mix_weight <= 1:
+        raise ValueError("--mix-weight must be between 0 and 1")
     pipe = _load(args)
     prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
     images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation).images
@@ -354,9 +356,6 @@ def main(argv: list[str] | None = None) -> int:
     from .weights import NoModelError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "mix_weight", 0.5) is not None and not 0 <= getattr(args, "mix_weight", 0.5) <= 1:
-        print("t2igan: error: --mix-weight must be between 0 and 1", file=sys.stderr)
-        return 2
     try:
         return args.func(args)
     except (NoModelError, EncoderNotAvailable, CheckpointError, TrainingDiverged, ValueError, OSError) as e:

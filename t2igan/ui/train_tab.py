@@ -88,6 +88,7 @@ def poll(studio: Studio, known_models: list[str]):
     s = job.status()
     events = job.events()
     steps = [e for e in events if e["type"] == "step"]
+    steps = steps[:: max(1, len(steps) // 400)]  # the chart needs no more than ~400 points per curve
     rows = [{"step": e["step"], "loss": e[k], "series": label} for e in steps for k, label in LOSSES.items()]
     chart = pd.DataFrame(rows) if rows else None
     samples = [e for e in events if e["type"] == "sample"]
