@@ -152,6 +152,12 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     print(json.dumps(result))
     (served["shots"] / "latency-training.json").write_text(json.dumps(result))
     page.get_by_role("tab", name="Train").click()
+    page.click("#train-pause")
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('paused')",
+                           timeout=60_000)
+    page.click("#train-resume")
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('running')",
+                           timeout=60_000)
     page.click("#train-stop")
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
                            timeout=120_000)
@@ -160,6 +166,24 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     page.click("#model-dropdown input")
     page.wait_for_selector("ul[role=listbox] :text('browser-ft')", timeout=30_000)
     page.keyboard.press("Escape")
+
+
+def test_random_seed_mixing_and_interpolation(page, served):
+    page.get_by_role("tab", name="Generate").click()
+    before = gallery_srcs(page)
+    page.click("#random-seed")
+    wait_change(page, before)
+    assert page.locator("#seed input").input_value() != "0"
+    page.get_by_text("Prompt mixing").click()
+    page.locator("#mix-prompt textarea, #mix-prompt input").first.fill("a blue heart")
+    before = gallery_srcs(page)
+    release_slider(page, "mix-weight", 0.6)
+    wait_change(page, before)
+    page.get_by_text("Interpolate", exact=True).first.click()
+    page.click("#interpolate-btn")
+    page.wait_for_selector("#interp-frames img", timeout=60_000)
+    page.wait_for_selector("#interp-gif a, #interp-gif :text('.gif')", timeout=60_000)
+    assert page.locator("#interp-frames img").count() == 8
 
 
 def test_model_tab(page, served):

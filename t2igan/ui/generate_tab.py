@@ -76,8 +76,9 @@ def build(studio: Studio) -> dict:
                               elem_id="variation")
     with gr.Accordion("Prompt mixing", open=False):
         with gr.Row():
-            mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3)
-            mix_weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2)
+            mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3, elem_id="mix-prompt")
+            mix_weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2,
+                                   elem_id="mix-weight")
     go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
     status = gr.Markdown(elem_id="gen-status")
     gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
@@ -105,8 +106,9 @@ def build(studio: Studio) -> dict:
             frames = gr.Slider(2, 32, value=8, step=1, label="Frames")
             trunc_i = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation")
         go_i = gr.Button("Interpolate", elem_id="interpolate-btn")
-        strip = gr.Gallery(label="Frames", columns=8, height="auto", format="png", elem_classes=["pixelated"])
-        gif = gr.File(label="Animated GIF")
+        strip = gr.Gallery(label="Frames", columns=8, height="auto", format="png", elem_classes=["pixelated"],
+                           elem_id="interp-frames")
+        gif = gr.File(label="Animated GIF", elem_id="interp-gif")
         status_i = gr.Markdown()
         go_i.click(lambda *a: interpolate(studio, *a), [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
                    [strip, gif, status_i], api_name="interpolate", concurrency_id="gen")
