@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ MAX_IMAGES = 256          # per call: keeps one request from exhausting memory
 MAX_PROMPT_CHARS = 2000   # longer prompts are cut; the tokenizer keeps far fewer tokens anyway
 SEED_MAX = 2**63 - 1
 KEEP_ON_RESAVE = ("README.md", "prompt-sheet.png")
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 Prompt = str | list[str] | dict[str, float]
 
@@ -215,6 +217,11 @@ class T2IGANPipeline(DiffusionPipeline):
         path = Path(pretrained_model_name_or_path)
         if path.exists() and not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a t2igan model folder: it has no model_index.json")
+        if path.is_dir():
+            pickles = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+            if pickles:
+                warnings.warn(f"{path}: ignoring {', '.join(pickles)} — t2igan only loads safetensors (pickle files "
+                              "can run code when loaded)", stacklevel=2)
         return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
 
 

@@ -141,3 +141,13 @@ def test_resave_keeps_the_model_card(tiny_pipe, tmp_path):
     (tmp_path / "m" / "README.md").write_text("# my card")
     tiny_pipe.save_pretrained(tmp_path / "m")
     assert (tmp_path / "m" / "README.md").read_text() == "# my card"
+
+
+def test_planted_pickle_is_ignored_with_a_warning(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    evil = tmp_path / "m" / "generator" / "diffusion_pytorch_model.bin"
+    evil.write_bytes(b"not even a real pickle: loading it would fail loudly")
+    with pytest.warns(UserWarning, match="ignoring generator/diffusion_pytorch_model.bin"):
+        loaded = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    a = tiny_pipe("a cat", seed=0, output_type="pt").images
+    assert torch.allclose(loaded("a cat", seed=0, output_type="pt").images, a, atol=1e-6)
