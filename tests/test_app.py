@@ -150,3 +150,36 @@ def test_export_onnx_through_the_app(app_env):
     pytest.importorskip("onnxruntime")
     path, msg = app_env["client"].predict("tiny", api_name="/export_onnx")
     assert path.endswith(".onnx") and "max |onnxruntime − torch|" in msg
+
+
+def test_file_routes_serve_nothing_outside_the_app(app_env, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve")
+    base = f"http://127.0.0.1:{app_env['port']}"
+    for path in (str(secret), "/etc/passwd", str(app_env["weights"] / "tiny" / "model_index.json"),
+                 "../../../../etc/passwd"):
+        for route in ("/gradio_api/file=", "/file="):
+            try:
+                with urllib.request.urlopen(base + route + path, timeout=10) as r:
+                    body = r.read()
+                assert b"do not serve" not in body and b"root:" not in body and b"T2IGANPipeline" not in body
+            except urllib.error.HTTPError as e:
+                assert e.code in (400, 403, 404), (route, path, e.code)
+
+
+def test_upload_over_the_size_limit_is_refused(app_env, tmp_path):
+    """The server itself refuses the upload (not only the client's own check)."""
+    import httpx
+
+    big = tmp_path / "big.zip"
+    with open(big, "wb") as f:
+        f.truncate(51 * 1024 * 1024)  # 51 MB of zeros, over the 50 MB limit
+    with open(big, "rb") as f:
+        r = httpx.post(f"http://127.0.0.1:{app_env['port']}/gradio_api/upload", files={"files": ("big.zip", f)},
+                       timeout=60)
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    uploads = app_env["root"] / "outputs" / "uploads"
+    assert not any(p.name == "big.zip" for p in uploads.rglob("*")) if uploads.exists() else True
