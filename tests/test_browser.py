@@ -184,6 +184,7 @@ def test_random_seed_mixing_and_interpolation(page, served):
     page.wait_for_selector("#interp-frames img", timeout=60_000)
     page.wait_for_selector("#interp-gif a, #interp-gif :text('.gif')", timeout=60_000)
     assert page.locator("#interp-frames img").count() == 8
+    page.screenshot(path=str(served["shots"] / "interpolate.png"), full_page=True)
 
 
 def test_model_tab(page, served):
