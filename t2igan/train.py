@@ -54,7 +54,7 @@ class TrainConfig:
     gp_power: float = 6.0
     gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
     augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
-    mode_seeking: float = 1.0                   # MSGAN weight: different noise → different images (0 = off)
+    mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
     ema_decay: float = 0.999
     precision: str = "bf16"                     # 'bf16' autocast (CPU AVX-512 / GPU) or 'fp32'
     seed: int = 0
