@@ -143,7 +143,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     set_seed(cfg.seed + acc.process_index)
     run = cfg.run_path()
     # --------------------------------------------------------------------------------------------- models
-    init_pipe = None
     if cfg.init:
         from .weights import resolve_model
 

@@ -55,7 +55,6 @@ def test_losses_finite_weights_change_and_export(tmp_path, shapes):
     ema = ckpt["G_ema"]
     for k, v in pipe.generator.state_dict().items():
         assert torch.equal(v, ema[k])
-    first = torch.load  # noqa: F841 (no pickle is used anywhere: checkpoint is safetensors)
     assert ckpt["G"]["stem.weight"].ne(ckpt["G_ema"]["stem.weight"]).any()
 
 
