@@ -5,19 +5,16 @@ python benchmarks/generate_while_training.py [--train-threads 1] [--gen-threads 
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from t2igan.bench import _synthetic_dataset  # noqa: E402
-from t2igan.job import TrainingJob  # noqa: E402
-from t2igan.train import TrainConfig  # noqa: E402
-from t2igan.weights import load_pipeline  # noqa: E402
+from t2igan.bench import _synthetic_dataset
+from t2igan.job import TrainingJob
+from t2igan.train import TrainConfig
+from t2igan.weights import load_pipeline
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default=None)

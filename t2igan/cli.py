@@ -50,11 +50,10 @@ def cmd_interpolate(args) -> int:
                               num_frames=args.frames, truncation=args.truncation).images
     out = Path(args.output)
     if out.suffix.lower() in (".gif", ".webp"):
-        from .images import enlarge
+        from .images import save_animation
 
-        big = [enlarge(f, args.upscale) for f in frames]
         out.parent.mkdir(parents=True, exist_ok=True)
-        big[0].save(out, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=120, loop=0)
+        save_animation(frames, out, args.upscale)
         print(out)
     else:
         for p in _save(frames, args.output, False, args.upscale, cols=len(frames)):

@@ -25,3 +25,9 @@ def enlarge(image: Image.Image, factor: int) -> Image.Image:
     if factor <= 1:
         return image
     return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
+def save_animation(frames: list[Image.Image], path, factor: int = 1, ms_per_frame: int = 120) -> None:
+    """Loop the frames forth and back as an animated GIF/WebP (by the file suffix), enlarged with crisp pixels."""
+    big = [enlarge(f, factor) for f in frames]
+    big[0].save(path, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=ms_per_frame, loop=0)

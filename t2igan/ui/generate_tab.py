@@ -7,7 +7,7 @@ import time
 import gradio as gr
 import torch
 
-from ..images import enlarge
+from ..images import save_animation
 from ..text import EncoderNotAvailable
 from ..weights import NoModelError, list_models
 from .state import Studio, outputs_dir
@@ -29,7 +29,7 @@ def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation
         t0 = time.perf_counter()
         images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation).images
         ms = (time.perf_counter() - t0) * 1000
-        labels = [f"seed {int(seed)}" + (f" · variation {k}" if variation else "") if variation else f"seed {int(seed) + k}"
+        labels = [f"seed {int(seed)} · variation {k}" if variation else f"seed {int(seed) + k}"
                   for k in range(len(images))]
         return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {studio.describe()}"
     except USER_ERRORS as e:
@@ -46,11 +46,10 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
         images = pipe.interpolate(prompt_a, (prompt_b or "").strip() or None, seed_a=int(seed_a),
                                   seed_b=None if seed_b is None or seed_b == "" else int(seed_b),
                                   num_frames=frames, truncation=truncation).images
-        big = [enlarge(im, 4) for im in images]
         out = outputs_dir() / "interpolations"
         out.mkdir(exist_ok=True)
         gif = out / f"interp-{int(time.time() * 1000)}.gif"
-        big[0].save(gif, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=120, loop=0)
+        save_animation(images, gif, 4)
         return images, str(gif), f"{len(images)} frames"
     except USER_ERRORS as e:
         return [], None, f"⚠️ {e}"
