@@ -95,6 +95,8 @@ def test_type_prompt_images_appear(page, served):
 
 def release_slider(page, elem_id: str, fraction: float) -> None:
     rng = page.locator(f"#{elem_id} input[type=range]")
+    rng.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)  # let accordions and scrolling settle before clicking at a position
     b = rng.bounding_box()
     page.mouse.click(b["x"] + b["width"] * fraction, b["y"] + b["height"] / 2)
 
@@ -176,6 +178,7 @@ def test_random_seed_mixing_and_interpolation(page, served):
     assert page.locator("#seed input").input_value() != "0"
     page.get_by_text("Prompt mixing").click()
     page.locator("#mix-prompt textarea, #mix-prompt input").first.fill("a blue heart")
+    page.locator("#mix-prompt textarea, #mix-prompt input").first.blur()
     before = gallery_srcs(page)
     release_slider(page, "mix-weight", 0.6)
     wait_change(page, before)
