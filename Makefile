@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: setup demo test test-all browser clean
+.PHONY: setup demo test test-slow test-all browser clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ browser:
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
+
+test-slow: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow $(ARGS)
 
 test-all: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m '' $(ARGS)

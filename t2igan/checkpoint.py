@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -56,6 +57,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, "s", tensors)
+    remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(skeleton)})
@@ -71,6 +73,32 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete `.NAME.tmp-PID…` / `.NAME.old-PID…` siblings left by a writer that was killed (its PID is gone).
+
+    A kill -9 during a write leaves such a file or folder behind; without this a run killed often would fill the disk.
+    """
+    path = Path(path)
+    removed = []
+    for kind in ("tmp", "old"):
+        for p in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = p.name.rsplit(f".{kind}-", 1)[1].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

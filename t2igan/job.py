@@ -5,6 +5,7 @@ job keeps going when nobody is watching. One job runs at a time per process.
 """
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
@@ -29,8 +30,19 @@ def active_job() -> "TrainingJob | None":
     return _active if _active is not None and _active.is_alive() else None
 
 
+@atexit.register
+def _stop_on_exit(timeout: float = 120.0) -> None:
+    """The app is closing (Ctrl-C, end of a script): let the job write its checkpoint and model instead of dying
+    mid-step with the interpreter."""
+    job = active_job()
+    if job is not None:
+        job.stop()
+        job.wait(timeout)
+
+
 class TrainingJob:
-    """Run `train(config)` in a daemon thread; `threads` caps the CPU threads the trainer uses."""
+    """Run `train(config)` in a daemon thread; `threads` caps the CPU threads the trainer uses. A job still running
+    when the process exits normally is stopped with a checkpoint first."""
 
     def __init__(self, config: TrainConfig, threads: int | None = None, max_events: int = 10_000):
         self.config = replace(config, threads=threads if threads is not None else config.threads)

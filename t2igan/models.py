@@ -28,6 +28,9 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 SIZES = (32, 64, 128)
+# 'nearest' copies each low-resolution feature into a 2×2 block, and the 1×1 skips carry those blocks to the output
+# (a faint 8×8 grid in early models); 'bilinear' does not. Folders without the field are 'nearest' (how they were trained).
+UPSAMPLE = ("nearest", "bilinear")
 
 # Default widths per resolution, from 4×4 upwards (generator) / from full size down to 4×4 (discriminator).
 # Chosen by measured cost: the 64-px generator is ~0.38 GFLOP per image (DF-GAN nf=32: 0.9); see README "Models".
@@ -86,16 +89,17 @@ class Fuse(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """×2 nearest up-sampling, then two condition-modulated 3×3 convolutions with a residual skip."""
+    """×2 up-sampling, then two condition-modulated 3×3 convolutions with a residual skip."""
 
-    def __init__(self, cond_dim: int, cin: int, cout: int):
+    def __init__(self, cond_dim: int, cin: int, cout: int, upsample: str = "nearest"):
         super().__init__()
+        self.upsample = upsample
         self.fuse1, self.conv1 = Fuse(cond_dim, cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.fuse2, self.conv2 = Fuse(cond_dim, cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = F.interpolate(x, scale_factor=2.0, mode=self.upsample)
         h = self.conv1(self.fuse1(x, c))
         h = self.conv2(self.fuse2(h, c))
         return self.skip(x) + h
@@ -106,14 +110,16 @@ class Generator(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, resolution: int = 64, z_dim: int = 64, text_dim: int = 384, cond_dim: int = 192,
-                 channels: tuple[int, ...] | list[int] | None = None):
+                 channels: tuple[int, ...] | list[int] | None = None, upsample: str = "nearest"):
         super().__init__()
         channels = _check_size(resolution, channels or DEFAULT_G_CHANNELS.get(resolution), "Generator")
+        if upsample not in UPSAMPLE:
+            raise ValueError(f"Generator: upsample must be one of {UPSAMPLE}, got {upsample!r}")
         self.register_to_config(channels=list(channels))  # the folder says which widths it has
         c_dim = z_dim + cond_dim
         self.text_map = TextMap(text_dim, cond_dim)
         self.stem = nn.Linear(c_dim, channels[0] * 4 * 4)
-        self.blocks = nn.ModuleList(UpBlock(c_dim, a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.blocks = nn.ModuleList(UpBlock(c_dim, a, b, upsample) for a, b in zip(channels[:-1], channels[1:]))
         self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
 
     def condition(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

@@ -193,7 +193,8 @@ class T2IGANPipeline(DiffusionPipeline):
         include = include_text_encoder if include_text_encoder is not None else not self.config.text_encoder_id
         target = Path(save_directory)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        recover_interrupted_save(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
         te, tok = self.text_encoder, self.tokenizer
         try:
@@ -225,8 +226,25 @@ class T2IGANPipeline(DiffusionPipeline):
         return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
 
 
+def recover_interrupted_save(target: str | os.PathLike) -> bool:
+    """Undo what a killed `save_pretrained` left: put the previous folder back if the swap was cut between its two
+    renames, and delete temp folders of writers that no longer run. Returns True if a folder was restored."""
+    from .checkpoint import remove_stale_temps
+
+    target = Path(target)
+    restored = False
+    if not target.exists():
+        olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds and (olds[-1] / "model_index.json").is_file():
+            os.replace(olds[-1], target)
+            restored = True
+    remove_stale_temps(target)
+    return restored
+
+
 def _replace_dir(new: Path, target: Path) -> None:
-    """Swap a finished folder into place, keeping the old one until the new one is there."""
+    """Swap a finished folder into place, keeping the old one until the new one is there (a kill between the two
+    renames leaves `.NAME.old-PID`, which `recover_interrupted_save` puts back)."""
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

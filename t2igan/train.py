@@ -30,7 +30,7 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataConfig, load_captioned_images
 from .images import make_grid
-from .models import Discriminator, Generator
+from .models import UPSAMPLE, Discriminator, Generator
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -55,6 +55,8 @@ class TrainConfig:
     gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
     augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
     mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
+    recon: float = 0.0                          # paired L1 weight: G(z, caption) ≈ the caption's own image at recon_size px (0 = off)
+    recon_size: int = 16                        # blurred comparison: layout and colour from the pair, detail left to D
     ema_decay: float = 0.999
     precision: str = "bf16"                     # 'bf16' autocast (CPU AVX-512 / GPU) or 'fp32'
     seed: int = 0
@@ -66,6 +68,7 @@ class TrainConfig:
     d_channels: list[int] | None = None
     z_dim: int = 64
     cond_dim: int = 192
+    upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 200
@@ -159,7 +162,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder
         G = Generator(resolution=cfg.resolution, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
-                      channels=cfg.g_channels)
+                      channels=cfg.g_channels, upsample=cfg.upsample)
         D = Discriminator(resolution=cfg.resolution, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                           channels=cfg.d_channels)
     G.train(), D.train()
@@ -321,6 +324,17 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
                 loss_ms = 1.0 / (ratio.mean() + 1e-5)
                 loss_g = loss_g + cfg.mode_seeking * loss_ms
+            # ---- paired reconstruction: the caption came with a real image; at low resolution G's image should
+            #      match it (for the quarter with two noises, the closer one: several styles may fit one caption)
+            loss_rec = torch.zeros((), device=dev)
+            if cfg.recon > 0:
+                target = F.adaptive_avg_pool2d(real, cfg.recon_size)
+                rec = (F.adaptive_avg_pool2d(fake.float(), cfg.recon_size) - target).abs().mean((1, 2, 3))
+                if q:
+                    rec2 = (F.adaptive_avg_pool2d(fake2.float(), cfg.recon_size) - target[:q]).abs().mean((1, 2, 3))
+                    rec = torch.cat([torch.minimum(rec[:q], rec2), rec[q:]])
+                loss_rec = rec.mean()
+                loss_g = loss_g + cfg.recon * loss_rec
             opt_g.zero_grad(set_to_none=True)
             acc.backward(loss_g)
             opt_g.step()
@@ -333,7 +347,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     p_ema.lerp_(p.detach(), 1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -345,7 +359,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:
@@ -397,6 +411,12 @@ def _validate(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be a number between 0 and 1, got {v!r}")
     if cfg.precision not in ("bf16", "fp32"):
         raise ValueError(f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):
+        raise ValueError(f"recon must be a number >= 0, got {cfg.recon!r}")
+    if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= cfg.resolution:
+        raise ValueError(f"recon_size must be a whole number of pixels between 1 and {cfg.resolution}, got {cfg.recon_size!r}")
+    if cfg.upsample not in UPSAMPLE:
+        raise ValueError(f"upsample must be one of {UPSAMPLE}, got {cfg.upsample!r}")
     if cfg.batch_size < 2:
         raise ValueError("batch_size must be at least 2 (mismatched pairs come from other images in the batch)")
     parse_policy(cfg.augment)

@@ -54,6 +54,10 @@ def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = Tr
             )
         return root / names[0]
     text = str(model)
+    if NAME_RE.match(text) and not (root / text).exists():
+        from .pipeline import recover_interrupted_save
+
+        recover_interrupted_save(root / text)  # a save killed between its two renames left the previous folder aside
     if NAME_RE.match(text) and (root / text).is_dir():
         path = root / text
     elif allow_paths and ("/" in text or os.sep in text or Path(text).exists()):

@@ -37,3 +37,15 @@ def weights_root(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setenv("T2IGAN_WEIGHTS", str(root))
     return root
+
+
+FIGURES: list[dict] = []  # measured figures that tests report (reliability counts, latencies): printed at the end
+
+
+def pytest_terminal_summary(terminalreporter):
+    import json
+
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for figure in FIGURES:
+            terminalreporter.write_line(json.dumps(figure))

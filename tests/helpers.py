@@ -1,5 +1,6 @@
-"""Tiny captioned datasets made on the fly (no files committed)."""
+"""Tiny captioned datasets made on the fly (no files committed), and the launched app for API tests."""
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -33,3 +34,44 @@ def make_shapes_folder(root: Path, copies: int = 2, size: int = 32) -> Path:
                 lines.append({"file_name": name, "text": [f"a {color} {shape}", f"{shape} in {color}"]})
     (root / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(root: Path, copy_models: tuple[Path, ...] = (), **build_kwargs):
+    """The app launched on a free port over `root`/weights (one tiny model, plus copies of `copy_models`) and
+    `root`/outputs; yields a dict with the gradio_client Client, the folders and the port."""
+    import os
+    import shutil
+
+    from gradio_client import Client
+
+    from t2igan import Discriminator, Generator, T2IGANPipeline
+    from t2igan.ui import build_app, launch
+
+    from conftest import TINY_D, TINY_G
+
+    weights = root / "weights"
+    env = {"T2IGAN_WEIGHTS": str(weights), "T2IGAN_OUTPUTS": str(root / "outputs")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    T2IGANPipeline(generator=Generator(**TINY_G), discriminator=Discriminator(**TINY_D)).save_pretrained(weights / "tiny")
+    for folder in copy_models:
+        shutil.copytree(folder, weights / folder.name)
+    demo = build_app(device="cpu", **build_kwargs)
+    port = free_port()
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield {"client": Client(f"http://127.0.0.1:{port}/", verbose=False), "root": root, "weights": weights,
+               "port": port, "demo": demo}
+    finally:
+        demo.close()
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)

@@ -1,46 +1,19 @@
 """The launched app driven through gradio_client, as an API user would."""
-import json
-import socket
 import time
 import zipfile
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
-from helpers import make_shapes_folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import make_shapes_folder, running_app
 
 
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     """A weights folder with one tiny model, an outputs folder, and the launched app."""
-    import os
-
-    from t2igan import Discriminator, Generator, T2IGANPipeline
-    from t2igan.ui import build_app, launch
-
-    from conftest import TINY_D, TINY_G
-
-    root = tmp_path_factory.mktemp("app")
-    weights = root / "weights"
-    env = {"T2IGAN_WEIGHTS": str(weights), "T2IGAN_OUTPUTS": str(root / "outputs")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    T2IGANPipeline(generator=Generator(**TINY_G), discriminator=Discriminator(**TINY_D)).save_pretrained(weights / "tiny")
-    demo = build_app(device="cpu")
-    port = free_port()
-    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    yield {"client": client, "root": root, "weights": weights, "port": port, "demo": demo}
-    demo.close()
-    for k, v in old.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    with running_app(tmp_path_factory.mktemp("app")) as env:
+        yield env
 
 
 def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8, variation=0.0, mix="", w=0.5):

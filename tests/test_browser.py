@@ -5,7 +5,6 @@ Set T2IGAN_UPDATE_SCREENSHOTS=1 to write the screenshots into assets/ (the READM
 import json
 import os
 import shutil
-import socket
 import statistics
 import time
 import zipfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_shapes_folder
+from helpers import free_port, make_shapes_folder
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
@@ -38,9 +37,7 @@ def served(tmp_path_factory):
     old = {k: os.environ.get(k) for k in ("T2IGAN_WEIGHTS", "T2IGAN_OUTPUTS")}
     os.environ.update(T2IGAN_WEIGHTS=str(weights), T2IGAN_OUTPUTS=str(root / "outputs"))
     demo = build_app(device="cpu")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     launch(demo, port=port, prevent_thread_lock=True, quiet=True)
     shots = REPO / "assets" if os.environ.get("T2IGAN_UPDATE_SCREENSHOTS") == "1" else root / "shots"
     shots.mkdir(exist_ok=True)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -151,3 +152,19 @@ def test_planted_pickle_is_ignored_with_a_warning(tiny_pipe, tmp_path):
         loaded = T2IGANPipeline.from_pretrained(tmp_path / "m")
     a = tiny_pipe("a cat", seed=0, output_type="pt").images
     assert torch.allclose(loaded("a cat", seed=0, output_type="pt").images, a, atol=1e-6)
+
+
+def test_save_killed_between_its_renames_is_recovered(tiny_pipe, tmp_path, monkeypatch):
+    """A kill between 'move the old folder aside' and 'move the new one in' leaves `.NAME.old-PID`: loading the model
+    by name puts it back; temp folders of dead writers are removed by the next save."""
+    from t2igan.weights import resolve_model
+
+    monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path))
+    tiny_pipe.save_pretrained(tmp_path / "mine")
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
+    os.replace(tmp_path / "mine", tmp_path / f".mine.old-{dead_pid}")
+    (tmp_path / f".mine.tmp-{dead_pid}-abc").mkdir()
+    assert resolve_model("mine") == tmp_path / "mine"
+    assert T2IGANPipeline.from_pretrained(tmp_path / "mine") is not None
+    tiny_pipe.save_pretrained(tmp_path / "mine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

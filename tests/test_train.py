@@ -58,6 +58,18 @@ def test_losses_finite_weights_change_and_export(tmp_path, shapes):
     assert ckpt["G"]["stem.weight"].ne(ckpt["G_ema"]["stem.weight"]).any()
 
 
+def test_paired_reconstruction_and_bilinear_generator(tmp_path, shapes):
+    result = train(cfg(tmp_path, shapes, steps=2, recon=10.0, recon_size=8, upsample="bilinear"))
+    assert result["status"] == "completed"
+    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(0 < s["recon"] < 2 for s in stats), "L1 between [-1, 1] images at 8 px"
+    assert T2IGANPipeline.from_pretrained(tmp_path / "model").generator.config.upsample == "bilinear"
+    for bad, message in ((dict(recon=-1.0), "recon must be"), (dict(recon_size=0), "recon_size"),
+                         (dict(upsample="bicubic"), "upsample must be")):
+        with pytest.raises(ValueError, match=message):
+            train(cfg(tmp_path / "bad", shapes, **bad))
+
+
 def test_fine_tune_from_model_folder(tmp_path, shapes):
     train(cfg(tmp_path, shapes, steps=2))
     before = T2IGANPipeline.from_pretrained(tmp_path / "model")
@@ -157,6 +169,20 @@ def test_background_job_pause_resume_stop(tmp_path, shapes):
     assert job.events(after=last) == []
     assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None
     TrainingJob(cfg(tmp_path / "next", shapes, steps=1)).start().wait(60)  # the slot is free again
+
+
+def test_running_job_is_checkpointed_when_the_process_exits(tmp_path, shapes):
+    """A script (or the app) that ends while a job trains: the job stops with a checkpoint, no crash at exit."""
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "import time\nfrom t2igan.job import TrainingJob\nfrom t2igan.train import TrainConfig\n"
+        f"job = TrainingJob(TrainConfig(**{cfg(tmp_path, shapes, steps=100_000, checkpoint_every=10_000).__dict__!r}))\n"
+        "job.start()\nwhile job.status()['step'] < 3: time.sleep(0.05)\nprint('leaving at', job.status()['step'])\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "terminate called" not in proc.stderr, proc.stderr[-2000:]
+    left_at = int(proc.stdout.split("leaving at")[1])
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] >= left_at
+    assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None
 
 
 def test_background_job_failure_is_reported(tmp_path):
