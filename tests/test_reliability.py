@@ -74,6 +74,7 @@ def test_bad_input_corpus_through_the_app(app, tmp_path):
         else:
             failures.append((case.name, answer[:400]))
     assert not [p for p in escape_targets if p.exists()], "a zip member escaped"
+    assert any((root / "outputs" / "gradio-cache").rglob("upload.zip")), "Gradio's upload copies stay in outputs/"
     assert snapshot(root) - snapshot(root / "outputs") == before, "files written outside outputs/"
     report("bad-input corpus (uploads)", tried=len(cases), handled=handled)
     assert not failures, failures

@@ -1,6 +1,8 @@
 """The t2igan studio: Generate, Train and Model tabs over the library (nothing here the API and CLI cannot do)."""
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from . import generate_tab, model_tab, train_tab
@@ -11,12 +13,22 @@ CSS = """
 .pixelated img { image-rendering: pixelated; }
 """
 MAX_FILE_SIZE = "50mb"
+CACHE_LIFETIME_S = 3600  # Gradio's copies of uploads and shown images: deleted hourly once an hour old
+_cache_is_ours = "GRADIO_TEMP_DIR" not in os.environ  # a user's own setting wins
+
+
+def _keep_gradio_files_in_outputs() -> None:
+    """Gradio copies every upload and every image it shows into a cache (default /tmp/gradio, never emptied): put it
+    in the app's outputs/ folder so that the app writes nowhere else."""
+    if _cache_is_ours:
+        os.environ["GRADIO_TEMP_DIR"] = str(outputs_dir() / "gradio-cache")
 
 
 def build_app(device: str | None = None, threads: int | None = None) -> gr.Blocks:
     """The UI; `device` is 'auto'/'cpu'/'cuda'/'mps' (None: $T2IGAN_DEVICE or auto); `threads` per generation."""
     studio = Studio(device, threads)
-    with gr.Blocks(title="t2igan studio") as demo:
+    _keep_gradio_files_in_outputs()
+    with gr.Blocks(title="t2igan studio", delete_cache=(CACHE_LIFETIME_S, CACHE_LIFETIME_S)) as demo:
         gr.Markdown("# t2igan studio — text to image in one forward pass")
         if not list_models():
             gr.Markdown(f"**No trained model yet.** `{weights_dir()}` holds no model folder, so there is nothing to "
