@@ -2,6 +2,7 @@
 import time
 import zipfile
 
+import numpy as np
 import pytest
 from gradio_client import handle_file
 from PIL import Image
@@ -33,7 +34,11 @@ def test_generate_and_seed_determinism(app_env):
     assert first.size == (32, 32), "downloads are native resolution"
     assert list(first.getdata()) == list(Image.open(again[0]["image"]).getdata())
     other, _ = gen(app_env["client"], seed=4, n=1)
-    assert list(Image.open(other[0]["image"]).getdata()) == list(Image.open(images[1]["image"]).getdata())
+    # the same seed alone or second in a batch of 4: the same image up to float rounding across batch sizes (a pixel
+    # may land one grey level apart; a different seed differs by far more)
+    alone, in_batch = (np.asarray(Image.open(x[k]["image"]), dtype=int) for x, k in ((other, 0), (images, 1)))
+    assert np.abs(alone - in_batch).max() <= 1
+    assert np.abs(alone - np.asarray(Image.open(images[2]["image"]), dtype=int)).mean() > 1
 
 
 def test_variation_and_mixing(app_env):
