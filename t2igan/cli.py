@@ -191,6 +191,16 @@ def cmd_data_emoji(args) -> int:
     return 0
 
 
+def cmd_features(args) -> int:
+    from .device import set_threads
+    from .features import train_feature_net
+
+    set_threads(args.threads)
+    train_feature_net(args.data, args.out, minutes=args.minutes, batch_size=args.batch_size)
+    print(f"feature network saved to {args.out}: use it with `t2igan train ... --feature-critic {args.out}`")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_model, format_report
 
@@ -287,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recon", type=float, default=None, help="paired low-resolution L1 weight (0 = off)")
     t.add_argument("--recon-size", type=int, default=None, help="pixels of the L1 comparison (default 16)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
+    t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
+    t.add_argument("--feature-critic-weight", type=float, default=None)
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)
@@ -298,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None)
     t.add_argument("--threads", type=int, default=None)
     t.set_defaults(func=cmd_train)
+
+    fe = sub.add_parser("features", help="pretrain a frozen feature network for --feature-critic (minutes on CPU)")
+    fe.add_argument("--data", required=True, help="training images (folder or .zip; metadata 'base' = concept)")
+    fe.add_argument("--out", required=True)
+    fe.add_argument("--minutes", type=float, default=6.0)
+    fe.add_argument("--batch-size", type=int, default=64)
+    fe.add_argument("--threads", type=int, default=None)
+    fe.set_defaults(func=cmd_features)
 
     d = sub.add_parser("data", help="build a training dataset")
     dsub = d.add_subparsers(dest="dataset", required=True)

@@ -69,6 +69,8 @@ class TrainConfig:
     z_dim: int = 64
     cond_dim: int = 192
     upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
+    feature_critic: str | None = None           # a FeatureNet folder: add a critic that looks through it (features.py)
+    feature_critic_weight: float = 1.0          # its share of G's adversarial loss
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 200
@@ -179,9 +181,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px")
     policy = parse_policy(cfg.augment)
+    P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
+    if cfg.feature_critic:
+        from .features import FeatureNet, ProjectedCritic
+
+        if resolution != 64:
+            raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is {resolution} px")
+        P = ProjectedCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
+                            cond_dim=D.config.cond_dim).train()
     # --------------------------------------------------------------------------------------------- optimisers
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    opt_p = torch.optim.Adam([q for q in P.parameters() if q.requires_grad], lr=cfg.lr_d,
+                             betas=(cfg.beta1, cfg.beta2)) if P is not None else None
     step = 0
     if cfg.resume and (run / CHECKPOINT).is_file():
         state = load_checkpoint(run / CHECKPOINT)
@@ -190,6 +202,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
+        if P is not None and "P" in state:
+            P.load_state_dict(state["P"]), opt_p.load_state_dict(state["opt_p"])
+        elif P is not None:
+            log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
         _set_rng(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
         log(f"resumed from {run / CHECKPOINT} at step {step}")
     elif cfg.resume:
@@ -201,6 +217,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     if len(loader) == 0:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the dataset ({len(data)} pairs)")
     G, D, opt_g, opt_d, loader = acc.prepare(G, D, opt_g, opt_d, loader)
+    if P is not None:
+        P, opt_p = acc.prepare(P, opt_p)
+    P_plain = acc.unwrap_model(P) if P is not None else None
     D_plain = acc.unwrap_model(D)
     dev = acc.device
     text_table = text_table.to(dev)
@@ -222,7 +241,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             save_checkpoint(run / CHECKPOINT, {
                 "G": acc.unwrap_model(G).state_dict(), "D": D_plain.state_dict(), "G_ema": G_ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "config": asdict(cfg),
-                "data_fingerprint": data.fingerprint(), "rng": [_get_rng()]})
+                "data_fingerprint": data.fingerprint(), "rng": [_get_rng()],
+                **({"P": P_plain.state_dict(), "opt_p": opt_p.state_dict()} if P is not None else {})})
             emit({"type": "checkpoint", "step": step, "path": str(run / CHECKPOINT)})
             # the exported model follows the checkpoints, so a long run always has a usable model folder
             export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out)
@@ -289,10 +309,11 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             with torch.no_grad(), autocast():
                 fake = G(z, e)
             real_in = diff_augment(real, policy).requires_grad_(with_gp)
+            fake_in = diff_augment(fake.float(), policy)
             e_in = e.clone().requires_grad_(with_gp)
             with autocast():
                 out_real, out_fake, out_wrong = (o.float() for o in D(
-                    torch.cat([real_in, diff_augment(fake.float(), policy)]), torch.cat([e_in, e]), mismatched=e_wrong))
+                    torch.cat([real_in, fake_in]), torch.cat([e_in, e]), mismatched=e_wrong))
             loss_real = F.relu(1.0 - out_real).mean()
             loss_fake = F.relu(1.0 + out_fake).mean()
             loss_wrong = F.relu(1.0 + out_wrong).mean()
@@ -308,9 +329,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             opt_d.zero_grad(set_to_none=True)
             acc.backward(loss_d)
             opt_d.step()
+            loss_p = torch.zeros((), device=dev)
+            if P is not None:  # the feature critic: same game on the same augmented pairs, no penalty
+                with autocast():
+                    p_real, p_fake, p_wrong = (o.float() for o in P(
+                        torch.cat([real_in.detach(), fake_in]), torch.cat([e, e]), mismatched=e_wrong))
+                loss_p = F.relu(1.0 - p_real).mean() + 0.5 * (F.relu(1.0 + p_fake).mean() + F.relu(1.0 + p_wrong).mean())
+                opt_p.zero_grad(set_to_none=True)
+                acc.backward(loss_p)
+                opt_p.step()
 
             # ---- G step: fool D on (G(z, caption), caption)
             D_plain.requires_grad_(False)
+            P_plain.requires_grad_(False) if P is not None else None
             # ---- and, on a quarter of the batch, a second noise for the same caption: mode seeking (MSGAN) pushes
             #      G to turn different noise into different images instead of one image per prompt
             q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
@@ -318,7 +349,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             with autocast():
                 out = G(torch.cat([z, z2]), torch.cat([e, e[:q]]))  # one forward pass (DDP-friendly)
                 fake, fake2 = out[: real.shape[0]], out[real.shape[0] :]
-                loss_g = -D_plain(diff_augment(fake.float(), policy), e).float().mean()
+                fake_in = diff_augment(fake.float(), policy)
+                loss_g = -D_plain(fake_in, e).float().mean()
+                if P is not None:
+                    loss_g = loss_g - cfg.feature_critic_weight * P_plain(fake_in, e).float().mean()
             loss_ms = torch.zeros((), device=dev)
             if q:
                 ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
@@ -339,6 +373,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             acc.backward(loss_g)
             opt_g.step()
             D_plain.requires_grad_(True)
+            if P is not None:
+                for head in (P_plain.heads, P_plain.joint, P_plain.project, P_plain.text_map):
+                    head.requires_grad_(True)  # the feature network itself stays frozen
 
             # ---- EMA of G (ramped up so early samples are not dominated by the random init)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
@@ -347,7 +384,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     p_ema.lerp_(p.detach(), 1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -359,7 +396,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:

@@ -70,6 +70,30 @@ def test_paired_reconstruction_and_bilinear_generator(tmp_path, shapes):
             train(cfg(tmp_path / "bad", shapes, **bad))
 
 
+def test_feature_critic_pretrain_and_train(tmp_path):
+    """The Projected-GAN-style critic: pretrain a (tiny) FeatureNet on the data, then train with it; its heads learn,
+    the feature network stays frozen, and both are in the checkpoint for an exact resume."""
+    from t2igan.cli import main
+    from t2igan.features import FeatureNet
+
+    shapes = make_shapes_folder(tmp_path / "shapes64", size=64)
+    assert main(["features", "--data", str(shapes), "--out", str(tmp_path / "features"), "--minutes", "0.02",
+                 "--batch-size", "8"]) == 0
+    net = FeatureNet.from_pretrained(tmp_path / "features")
+    assert net.config.num_classes == 12  # no "base" field: the first caption is the concept (4 colours × 3 shapes)
+    kw = dict(resolution=64, g_channels=[32, 32, 16, 8, 8], d_channels=[8, 8, 16, 16, 32], feature_critic=str(tmp_path / "features"))
+    result = train(cfg(tmp_path, shapes, steps=2, **kw))
+    assert result["status"] == "completed"
+    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(s["d_feature"] > 0 for s in stats)
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    frozen = FeatureNet.from_pretrained(tmp_path / "features").state_dict()
+    assert all(torch.equal(state["P"][f"net.{k}"], v) for k, v in frozen.items()), "the feature network is frozen"
+    assert train(cfg(tmp_path, shapes, steps=3, resume=True, **kw))["step"] == 3
+    with pytest.raises(ValueError, match="64-px"):
+        train(cfg(tmp_path / "small", shapes, feature_critic=str(tmp_path / "features")))
+
+
 def test_fine_tune_from_model_folder(tmp_path, shapes):
     train(cfg(tmp_path, shapes, steps=2))
     before = T2IGANPipeline.from_pretrained(tmp_path / "model")

@@ -1,0 +1,124 @@
+"""A frozen in-domain feature network and a critic that judges images through it (Projected-GAN style).
+
+    image ─► FeatureNet (frozen, pretrained to tell the dataset's concepts apart) ─► f16 (16×16), f8 (8×8), f4 (4×4)
+    each f ─► trainable head (1×1 mix ─► strided convs to 4×4) ─► concat(t tiled) ─► logit  (+ projection ⟨pool, W t⟩)
+    logit = Σ over the three scales
+
+The feature network is trained once, in minutes, as a classifier of the dataset's concepts (emoji: the base emoji,
+all vendors and skin tones together; other data: the first caption). It is a different network with a different
+objective from the evaluator in weights/evaluator, which is never used for training.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .models import TextMap
+
+
+class FeatureNet(ModelMixin, ConfigMixin):
+    """64-px image → features at 16, 8 and 4 px (and class logits, used only while pretraining)."""
+
+    @register_to_config
+    def __init__(self, num_classes: int = 1, channels: tuple[int, ...] | list[int] = (32, 64, 128, 256)):
+        super().__init__()
+        c = list(channels)
+        layers, cin = [], 3
+        for cout in c:  # 64 → 32 → 16 → 8 → 4
+            layers.append(nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
+                                        nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)))
+            cin = cout
+        self.stages = nn.ModuleList(layers)
+        self.classify = nn.Linear(c[-1], num_classes)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """[16×16, 8×8, 4×4] feature maps of images in [-1, 1] (64 px)."""
+        out, h = [], images
+        for i, stage in enumerate(self.stages):
+            h = stage(h)
+            if i >= 1:
+                out.append(h)
+        return out
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(images)[-1].mean((2, 3)))
+
+
+class ProjectedCritic(nn.Module):
+    """Scores (image, sentence) pairs through the frozen FeatureNet; same call as models.Discriminator."""
+
+    def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64):
+        super().__init__()
+        self.net = features.eval().requires_grad_(False)
+        self.text_map = TextMap(text_dim, cond_dim)
+        chans = list(features.config.channels)[1:]
+        self.heads = nn.ModuleList()
+        for k, c in enumerate(chans):  # 16 px: two ×2 downs, 8 px: one, 4 px: none
+            down = [m for _ in range(len(chans) - 1 - k) for m in (nn.Conv2d(width, width, 4, 2, 1), nn.LeakyReLU(0.2))]
+            self.heads.append(nn.Sequential(nn.Conv2d(c, width, 1), nn.LeakyReLU(0.2), *down))
+        self.joint = nn.ModuleList(nn.Sequential(nn.Conv2d(width + cond_dim, width, 3, padding=1), nn.LeakyReLU(0.2),
+                                                 nn.Conv2d(width, 1, 4)) for _ in chans)
+        self.project = nn.ModuleList(nn.Linear(cond_dim, width, bias=False) for _ in chans)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.net.eval()  # frozen, batch-norm statistics included
+        return self
+
+    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
+        hs = [head(f) for head, f in zip(self.heads, self.net.features(images))]
+        n = images.shape[0] if mismatched is None else mismatched.shape[0]
+        if mismatched is not None:  # real images also scored against the wrong sentences
+            hs = [torch.cat([h, h[:n]]) for h in hs]
+            e = torch.cat([e, mismatched])
+        t = self.text_map(e)
+        out = 0
+        for h, joint, project in zip(hs, self.joint, self.project):
+            tiled = t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+            out = out + joint(torch.cat([h, tiled], 1)).flatten() + (h.mean((2, 3)) * project(t)).sum(1) / math.sqrt(h.shape[1])
+        if mismatched is None:
+            return out
+        return out[:n], out[n : 2 * n], out[2 * n :]
+
+
+def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.0, batch_size: int = 64,
+                      lr: float = 1e-3, seed: int = 0, log=print) -> FeatureNet:
+    """Pretrain a FeatureNet to classify the dataset's concepts (translation-augmented) for `minutes`; save to `out`."""
+    from .augment import diff_augment
+    from .data import DataConfig, load_captioned_images
+    from .evaluate import _concepts
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    data, _ = load_captioned_images(data_dir, DataConfig(resolution=64))
+    concepts = _concepts(data, Path(data_dir))
+    names = sorted(set(concepts))
+    labels = torch.tensor([names.index(c) for c in concepts])
+    net = FeatureNet(num_classes=len(names))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    images = data.images
+    t0, step = time.perf_counter(), 0
+    while time.perf_counter() - t0 < minutes * 60:
+        idx = torch.randint(0, len(images), (batch_size,))
+        x = diff_augment(images[idx].float().div(127.5).sub(1), ("translation",))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = net(x)
+        loss = F.cross_entropy(logits.float(), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            acc = (logits.argmax(1) == labels[idx]).float().mean().item()
+            log(f"feature net step {step}: loss {loss.item():.3f}, batch accuracy {acc:.2f}, "
+                f"{time.perf_counter() - t0:.0f} s")
+    net.eval().save_pretrained(str(out))
+    return net
