@@ -249,7 +249,7 @@ def _resolve_split(data_dir: str | os.PathLike, split: str) -> tuple[Path, Path 
     return root, None
 
 
-def _concepts(data, folder: Path) -> list[str]:
+def concept_keys(data, folder: Path) -> list[str]:
     """Concept key per image: metadata.jsonl's 'base' where present (emoji: every vendor and skin tone of one emoji),
     else the image's first caption."""
     base_of: dict[str, str] = {}
@@ -353,7 +353,7 @@ class EvalContext:
         self.data_path = str(folder)
         res = self.evaluator.config.resolution
         data, _ = load_captioned_images(folder, DataConfig(resolution=res, min_pairs=2))
-        concepts = _concepts(data, folder)
+        concepts = concept_keys(data, folder)
         rng = np.random.RandomState(self.seed)
         n_all = len(data)
         n = min(n_all, int(n_prompts) if n_prompts else max_prompts)

@@ -10,7 +10,6 @@ objective from the evaluator in weights/evaluator, which is never used for train
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .models import TextMap
+from .models import TextMap, pair_logit
 
 
 class FeatureNet(ModelMixin, ConfigMixin):
@@ -73,6 +72,11 @@ class ProjectedCritic(nn.Module):
         self.net.eval()  # frozen, batch-norm statistics included
         return self
 
+    def requires_grad_(self, requires_grad: bool = True):
+        super().requires_grad_(requires_grad)
+        self.net.requires_grad_(False)  # only the heads ever learn
+        return self
+
     def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
         hs = [head(f) for head, f in zip(self.heads, self.net.features(images))]
         n = images.shape[0] if mismatched is None else mismatched.shape[0]
@@ -80,10 +84,7 @@ class ProjectedCritic(nn.Module):
             hs = [torch.cat([h, h[:n]]) for h in hs]
             e = torch.cat([e, mismatched])
         t = self.text_map(e)
-        out = 0
-        for h, joint, project in zip(hs, self.joint, self.project):
-            tiled = t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-            out = out + joint(torch.cat([h, tiled], 1)).flatten() + (h.mean((2, 3)) * project(t)).sum(1) / math.sqrt(h.shape[1])
+        out = sum(pair_logit(h, t, joint, project) for h, joint, project in zip(hs, self.joint, self.project))
         if mismatched is None:
             return out
         return out[:n], out[n : 2 * n], out[2 * n :]
@@ -94,12 +95,12 @@ def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.
     """Pretrain a FeatureNet to classify the dataset's concepts (translation-augmented) for `minutes`; save to `out`."""
     from .augment import diff_augment
     from .data import DataConfig, load_captioned_images
-    from .evaluate import _concepts
+    from .evaluate import concept_keys
 
     torch.manual_seed(seed)
     random.seed(seed)
     data, _ = load_captioned_images(data_dir, DataConfig(resolution=64))
-    concepts = _concepts(data, Path(data_dir))
+    concepts = concept_keys(data, Path(data_dir))
     names = sorted(set(concepts))
     labels = torch.tensor([names.index(c) for c in concepts])
     net = FeatureNet(num_classes=len(names))

@@ -150,6 +150,14 @@ class DownBlock(nn.Module):
         return F.avg_pool2d(self.skip(x), 2) + self.gate * h
 
 
+def pair_logit(h: torch.Tensor, t: torch.Tensor, joint: nn.Module, project: nn.Module | None) -> torch.Tensor:
+    """One logit per (feature map, text code) pair: a conv over [h, t tiled] plus the projection ⟨pool(h), W t⟩/√C."""
+    out = joint(torch.cat([h, t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1)).flatten()
+    if project is not None:
+        out = out + (h.mean((2, 3)) * project(t)).sum(1) / math.sqrt(h.shape[1])
+    return out
+
+
 class Discriminator(ModelMixin, ConfigMixin):
     """Scores (image, sentence) pairs: realism and image–text match in one logit (one-way output)."""
 
@@ -177,11 +185,7 @@ class Discriminator(ModelMixin, ConfigMixin):
 
     def score(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """Feature map + sentence embedding → one logit per pair."""
-        t = self.text_map(e)
-        out = self.joint(torch.cat([h, t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1)).flatten()
-        if self.project is not None:
-            out = out + (h.mean((2, 3)) * self.project(t)).sum(1) / math.sqrt(h.shape[1])
-        return out
+        return pair_logit(h, self.text_map(e), self.joint, self.project)
 
     def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
         """Logits for (images[i], e[i]). With `mismatched` (training): images = [real; fake], and the real images are

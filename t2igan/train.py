@@ -221,6 +221,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         P, opt_p = acc.prepare(P, opt_p)
     P_plain = acc.unwrap_model(P) if P is not None else None
     D_plain = acc.unwrap_model(D)
+    critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
     text_table = text_table.to(dev)
     z_dim = acc.unwrap_model(G).config.z_dim
@@ -340,8 +341,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 opt_p.step()
 
             # ---- G step: fool D on (G(z, caption), caption)
-            D_plain.requires_grad_(False)
-            P_plain.requires_grad_(False) if P is not None else None
+            for critic in critics:
+                critic.requires_grad_(False)
             # ---- and, on a quarter of the batch, a second noise for the same caption: mode seeking (MSGAN) pushes
             #      G to turn different noise into different images instead of one image per prompt
             q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
@@ -372,10 +373,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             opt_g.zero_grad(set_to_none=True)
             acc.backward(loss_g)
             opt_g.step()
-            D_plain.requires_grad_(True)
-            if P is not None:
-                for head in (P_plain.heads, P_plain.joint, P_plain.project, P_plain.text_map):
-                    head.requires_grad_(True)  # the feature network itself stays frozen
+            for critic in critics:
+                critic.requires_grad_(True)
 
             # ---- EMA of G (ramped up so early samples are not dominated by the random init)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
