@@ -30,6 +30,15 @@ def tiny_pipe(text_encoder):
     return pipe
 
 
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    """The launched app over a weights folder with one tiny model and its own outputs folder (one per test module)."""
+    from helpers import running_app
+
+    with running_app(tmp_path_factory.mktemp("app")) as env:
+        yield env
+
+
 @pytest.fixture()
 def weights_root(tmp_path, monkeypatch):
     """An empty weights folder that the library uses instead of the repo's."""

@@ -44,6 +44,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8, variation=0.0, mix="", w=0.5):
+    """The app's /generate endpoint: (images, status line)."""
+    return client.predict(prompt, model, seed, n, truncation, variation, mix, w, api_name="/generate")
+
+
 @contextmanager
 def running_app(root: Path, copy_models: tuple[Path, ...] = (), **build_kwargs):
     """The app launched on a free port over `root`/weights (one tiny model, plus copies of `copy_models`) and

@@ -7,18 +7,7 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from helpers import make_shapes_folder, running_app
-
-
-@pytest.fixture(scope="module")
-def app_env(tmp_path_factory):
-    """A weights folder with one tiny model, an outputs folder, and the launched app."""
-    with running_app(tmp_path_factory.mktemp("app")) as env:
-        yield env
-
-
-def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8, variation=0.0, mix="", w=0.5):
-    return client.predict(prompt, model, seed, n, truncation, variation, mix, w, api_name="/generate")
+from helpers import gen, make_shapes_folder
 
 
 def test_binds_localhost_only(app_env):

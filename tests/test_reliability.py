@@ -23,7 +23,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 import corpus
-from helpers import free_port, make_shapes_folder, running_app
+from helpers import free_port, gen, make_shapes_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,28 +40,18 @@ def snapshot(*roots: Path) -> set[str]:
     return {str(p) for r in roots if r.exists() for p in r.rglob("*")}
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("reliability")) as env:
-        yield env
-
-
-def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8, variation=0.0, mix="", w=0.5):
-    return client.predict(prompt, model, seed, n, truncation, variation, mix, w, api_name="/generate")
-
-
 def still_generates(client) -> bool:
     images, status = gen(client, n=1)
     return len(images) == 1 and "⚠️" not in status
 
 
-def test_bad_input_corpus_through_the_app(app, tmp_path):
+def test_bad_input_corpus_through_the_app(app_env, tmp_path):
     """Every corpus upload gets a report that names the offending file/line/field; nothing lands outside outputs/;
     the app generates after each one."""
-    client, root = app["client"], app["root"]
+    client, root = app_env["client"], app_env["root"]
     cases = corpus.build(tmp_path / "corpus")
     escape_targets = [Path("/tmp") / corpus.ESCAPE, root / corpus.ESCAPE, root.parent / corpus.ESCAPE,
-                      Path.cwd() / corpus.ESCAPE, app["root"] / "outputs" / corpus.ESCAPE]
+                      Path.cwd() / corpus.ESCAPE, app_env["root"] / "outputs" / corpus.ESCAPE]
     before = snapshot(root) - snapshot(root / "outputs")
     handled, failures = 0, []
     for case in cases:
@@ -104,10 +94,10 @@ BAD_VALUES = [
 ]
 
 
-def test_bad_prompts_and_slider_values(app):
+def test_bad_prompts_and_slider_values(app_env):
     """Refused by the component's bounds check (an AppError naming the limit) or by the library (a ⚠️ status naming
     the field); huge and binary prompts are answered. The app keeps working after each."""
-    client = app["client"]
+    client = app_env["client"]
     handled, failures = 0, []
     for what, kwargs, words in BAD_VALUES:
         try:
@@ -127,9 +117,9 @@ def test_bad_prompts_and_slider_values(app):
 NAME_ATTACKS = ["../../etc/passwd", "/etc", "..", "tiny/../../..", "..\\..\\etc", "%2e%2e%2fetc", "tiny\x00.txt"]
 
 
-def test_path_traversal_through_every_name_field(app, tmp_path):
+def test_path_traversal_through_every_name_field(app_env, tmp_path):
     """Every endpoint that takes a model name or writes a file refuses names that are paths."""
-    client, root = app["client"], app["root"]
+    client, root = app_env["client"], app_env["root"]
     endpoints = {
         "/generate": lambda name: gen(client, model=name)[1],
         "/interpolate": lambda name: client.predict("a", "b", name, 0, 1, 4, 0.8, api_name="/interpolate")[2],
