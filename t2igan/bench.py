@@ -60,13 +60,13 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
     return result
 
 
-def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "bf16", threads: int | None = None,
+def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", threads: int | None = None,
                 device: str | None = None, resolution: int = 64) -> dict:
     """Time the real training loop (default 64-px models) on a generated dataset; steady-state it/s from its stats."""
     import tempfile
     from pathlib import Path
 
-    from .device import describe, pick_device, set_threads
+    from .device import describe, pick_device, resolve_precision, set_threads
     from .images import make_grid  # noqa: F401  (import cost outside the timed part)
     from .train import TrainConfig, train
 
@@ -81,7 +81,8 @@ def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "bf16", 
     rates = [e["it_s"] for e in events if e["type"] == "step"][1:]  # the first window includes warm-up
     it_s = statistics.median(rates) if rates else float("nan")
     return {"bench": "train", "device": describe(pick_device(device)), "torch": torch.__version__,
-            "resolution": resolution, "batch_size": batch_size, "precision": precision, "steps": steps,
+            "resolution": resolution, "batch_size": batch_size, "steps": steps,
+            "precision": resolve_precision(precision, pick_device(device)),
             "it_per_s": round(it_s, 3), "s_per_it": round(1 / it_s, 3), "images_per_s": round(it_s * batch_size, 1),
             "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 

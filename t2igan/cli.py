@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-g", type=float, default=None)
     t.add_argument("--lr-d", type=float, default=None)
     t.add_argument("--augment", default=None, help="DiffAugment policy, e.g. 'translation,cutout' or 'none'")
-    t.add_argument("--precision", choices=["bf16", "fp32"], default=None)
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
+                   help="auto (default): bf16 where this device runs it fast, else fp32")
     t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None, help="new models only")
     t.add_argument("--gp-weight", type=float, default=None)
     t.add_argument("--gp-every", type=int, default=None)
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train", action="store_true", help="time the training loop instead")
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    b.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     _common(b)
     b.set_defaults(func=cmd_bench)
 

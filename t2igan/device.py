@@ -51,6 +51,35 @@ def set_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """True where bf16 autocast makes training faster: CUDA GPUs with bf16, CPUs with AVX-512 BF16 or AMX.
+
+    Elsewhere (AVX2-only CPUs, MPS) bf16 is emulated: a 64-px training step measured 1.9 s in fp32 and over 13 s
+    in bf16 on an AVX2 EPYC, against 1.3 s and 0.7 s on an AVX-512 BF16 CPU.
+    """
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(bool(check()) for check in checks if check is not None)
+    return False
+
+
+def resolve_precision(precision: str | None, device: torch.device | str) -> str:
+    """'auto' (or None) → 'bf16' where it is fast on `device` (see fast_bf16), else 'fp32'; others pass through."""
+    choice = (precision or "auto").lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if choice == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    return choice
+
+
 def describe(device: torch.device) -> str:
     """One line naming the device, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
     if device.type == "cuda":

@@ -95,6 +95,7 @@ def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.
     """Pretrain a FeatureNet to classify the dataset's concepts (translation-augmented) for `minutes`; save to `out`."""
     from .augment import diff_augment
     from .data import DataConfig, load_captioned_images
+    from .device import resolve_precision
     from .evaluate import concept_keys
 
     torch.manual_seed(seed)
@@ -106,11 +107,12 @@ def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.
     net = FeatureNet(num_classes=len(names))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     images = data.images
+    use_bf16 = resolve_precision("auto", "cpu") == "bf16"  # emulated (slow) bf16 on CPUs without AVX-512 BF16
     t0, step = time.perf_counter(), 0
     while time.perf_counter() - t0 < minutes * 60:
         idx = torch.randint(0, len(images), (batch_size,))
         x = diff_augment(images[idx].float().div(127.5).sub(1), ("translation",))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             logits = net(x)
         loss = F.cross_entropy(logits.float(), labels[idx])
         opt.zero_grad(set_to_none=True)

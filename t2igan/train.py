@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .augment import diff_augment, parse_policy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataConfig, load_captioned_images
+from .device import PRECISIONS
 from .images import make_grid
 from .models import UPSAMPLE, Discriminator, Generator
 
@@ -58,7 +59,7 @@ class TrainConfig:
     recon: float = 0.0                          # paired L1 weight: G(z, caption) ≈ the caption's own image at recon_size px (0 = off)
     recon_size: int = 16                        # blurred comparison: layout and colour from the pair, detail left to D
     ema_decay: float = 0.999
-    precision: str = "bf16"                     # 'bf16' autocast (CPU AVX-512 / GPU) or 'fp32'
+    precision: str = "auto"                     # 'bf16' autocast, 'fp32', or 'auto': bf16 where it is fast (device.fast_bf16)
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -125,7 +126,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from .device import set_threads
+    from .device import resolve_precision, set_threads
     from .pipeline import T2IGANPipeline
     from .text import TextEncoder
 
@@ -141,8 +142,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
         AcceleratorState._reset_state(True)  # a new single-process run may differ in device from the last one
     acc = accelerator or Accelerator(cpu=use_cpu)
+    precision = resolve_precision(cfg.precision, acc.device)
     # bf16 autocast around the forward passes (CPU AVX-512 / GPU); losses and the penalty are taken in fp32
-    autocast = lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # noqa: E731
+    autocast = lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
     main = acc.is_main_process
     log = (lambda msg: emit({"type": "log", "message": msg})) if main else (lambda msg: None)
     set_seed(cfg.seed + acc.process_index)
@@ -179,7 +181,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     caption_rows = [[row_of[c] for c in caps] for caps in data.captions]
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
-    log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px")
+    log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px, {precision}")
     policy = parse_policy(cfg.augment)
     P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
     if cfg.feature_critic:
@@ -445,8 +447,8 @@ def _validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
             raise ValueError(f"{name} must be a number between 0 and 1, got {v!r}")
-    if cfg.precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):
         raise ValueError(f"recon must be a number >= 0, got {cfg.recon!r}")
     if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= cfg.resolution:
