@@ -150,3 +150,16 @@ def test_upload_over_the_size_limit_is_refused(app_env, tmp_path):
     assert r.status_code == 413, (r.status_code, r.text[:200])
     uploads = app_env["root"] / "outputs" / "uploads"
     assert not any(p.name == "big.zip" for p in uploads.rglob("*")) if uploads.exists() else True
+
+
+def test_model_card_hides_images_the_app_cannot_serve(tiny_pipe, tmp_path, monkeypatch):
+    from t2igan.ui.model_tab import card
+
+    monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path))
+    tiny_pipe.save_pretrained(tmp_path / "carded")
+    (tmp_path / "carded" / "README.md").write_text(
+        "# carded\n![prompt sheet](../../assets/sheet.png)\n![logo](https://example.org/logo.png)\n")
+    text = card("carded")
+    assert "../../assets/sheet.png" not in text and "prompt sheet" in text  # a note instead of a broken image
+    assert "![logo](https://example.org/logo.png)" in text                  # web images are left to the browser
+    assert card("missing").startswith("⚠️")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import time
 
@@ -13,6 +14,8 @@ from ..sheet import prompt_sheet
 from ..weights import NoModelError, resolve_model
 from .state import Studio, outputs_dir
 
+# ![alt](target) with a relative target: the app serves nothing from model folders or the repository
+_LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?://|data:)[^)]*\)")
 
 
 def card(model: str | None) -> str:
@@ -23,7 +26,8 @@ def card(model: str | None) -> str:
         return f"⚠️ {e}"
     readme = path / "README.md"
     if readme.is_file():
-        return readme.read_text(encoding="utf-8", errors="replace")[:20000]
+        text = readme.read_text(encoding="utf-8", errors="replace")[:20000]
+        return _LOCAL_IMAGE.sub(lambda m: f"*(image “{m.group(1)}” — see the model folder's README.md)*", text)
     gen = json.loads((path / "generator" / "config.json").read_text())
     return (f"### {path.name}\n\nNo model card yet. Generator: {gen.get('resolution')} px, "
             f"widths {gen.get('channels')}, z {gen.get('z_dim')}.")
