@@ -162,8 +162,10 @@ def test_path_traversal_through_every_name_field(app_env, tmp_path):
 
 # --------------------------------------------------------------------------------------------------- fault injection
 TRAINER = """
-import json, sys
+import json, signal, sys
 from t2igan.train import TrainConfig, train
+# Ctrl-C stops the last run: make sure it is not ignored, as it is in children of a shell's background job (`cmd &`)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 cfg = TrainConfig(data=sys.argv[1], out=sys.argv[2], run_dir=sys.argv[3], resume=True, steps=10**6, resolution=32,
                   g_channels=[32, 32, 16, 8], d_channels=[8, 16, 16, 32], z_dim=16, cond_dim=32, batch_size=4,
                   log_every=1, sample_every=10**6, checkpoint_every=1, precision="fp32", threads=1)
