@@ -43,7 +43,7 @@ def test_threads(monkeypatch):
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    # CPUs: bf16 only with native bf16 instructions (emulated bf16 was 7x slower than fp32 on an AVX2 EPYC)
+    # CPUs: bf16 only with native bf16 instructions (emulated bf16: a training step over 13 s vs 1.9 s in fp32 on an AVX2 EPYC)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert dev.resolve_precision("auto", "cpu") == "fp32"
