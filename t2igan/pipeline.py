@@ -1,6 +1,7 @@
 """T2IGANPipeline: prompt → sentence embedding (+ noise) → generator → images, in diffusers' conventions."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -206,6 +207,10 @@ class T2IGANPipeline(DiffusionPipeline):
             raise
         finally:
             self.register_modules(text_encoder=te, tokenizer=tok)
+        for config in tmp.glob("*/config.json"):  # where it was loaded from: a path on this machine, not model data
+            data = json.loads(config.read_text())
+            if data.pop("_name_or_path", None) is not None:
+                config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         for keep in KEEP_ON_RESAVE:  # a model card written by hand survives re-exports during training
             if (target / keep).is_file() and not (tmp / keep).exists():
                 shutil.copy2(target / keep, tmp / keep)

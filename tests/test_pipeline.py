@@ -168,3 +168,14 @@ def test_save_killed_between_its_renames_is_recovered(tiny_pipe, tmp_path, monke
     assert T2IGANPipeline.from_pretrained(tmp_path / "mine") is not None
     tiny_pipe.save_pretrained(tmp_path / "mine")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_resaved_configs_do_not_record_where_they_were_loaded_from(tiny_pipe, tmp_path):
+    import json
+
+    from t2igan import T2IGANPipeline
+
+    tiny_pipe.save_pretrained(tmp_path / "a")
+    T2IGANPipeline.from_pretrained(tmp_path / "a").save_pretrained(tmp_path / "b")
+    for part in ("generator", "discriminator"):
+        assert "_name_or_path" not in json.loads((tmp_path / "b" / part / "config.json").read_text())
