@@ -210,6 +210,12 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
         _set_rng(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
         log(f"resumed from {run / CHECKPOINT} at step {step}")
+        # the optimiser states carry the old run's learning rates: this run's config decides (lr decay on resume)
+        for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d), (opt_p, cfg.lr_d)):
+            if opt is not None and opt.param_groups[0]["lr"] != lr:
+                log(f"learning rate {opt.param_groups[0]['lr']:g} -> {lr:g} (this run's config)")
+                for group in opt.param_groups:
+                    group["lr"] = lr
     elif cfg.resume:
         log(f"no checkpoint in {run}: starting from step 0")
     sampler = EpochPermutation(len(data), cfg.seed)

@@ -121,6 +121,18 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
             assert resumed[s][k] == pytest.approx(full[s][k], rel=1e-5, abs=1e-6), (s, k)
 
 
+def test_resume_applies_this_runs_learning_rates(tmp_path, shapes):
+    """Resuming with new --lr-g/--lr-d (e.g. to decay them) must not be overridden by the checkpoint's Adam state."""
+    train(cfg(tmp_path, shapes, steps=2))
+    events, emit = collect()
+    train(cfg(tmp_path, shapes, steps=3, resume=True, lr_g=1e-4, lr_d=5e-5), progress=emit)
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert state["step"] == 3
+    assert {g["lr"] for g in state["opt_g"]["param_groups"]} == {1e-4}
+    assert {g["lr"] for g in state["opt_d"]["param_groups"]} == {5e-5}
+    assert any("learning rate 0.0002 -> 0.0001" in e.get("message", "") for e in events)
+
+
 def test_checkpoint_survives_crash_mid_write(tmp_path, monkeypatch):
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
