@@ -298,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recon", type=float, default=None, help="paired low-resolution L1 weight (0 = off)")
     t.add_argument("--recon-size", type=int, default=None, help="pixels of the L1 comparison (default 16)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
+    t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
+                   help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32 (new models only)")
+    t.add_argument("--d-channels", type=int, nargs="+", default=None, metavar="C",
+                   help="discriminator widths from the input size down to 4x4 (new models only)")
     t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
     t.add_argument("--feature-critic-weight", type=float, default=None)
     t.add_argument("--sample-every", type=int, default=None)

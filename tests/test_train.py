@@ -243,6 +243,22 @@ def test_cli_train_then_generate(tmp_path, shapes, weights_root):
     assert (tmp_path / "g.png").is_file()
 
 
+def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
+    from t2igan.cli import main
+
+    base = ["train", "--data", str(shapes), "--steps", "1", "--batch-size", "4", "--resolution", "32",
+            "--precision", "fp32", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"),
+                        "--g-channels", "24", "16", "8", "8", "--d-channels", "8", "8", "16", "16"]) == 0
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    assert pipe.generator.config.channels == [24, 16, 8, 8]
+    assert pipe.discriminator.config.channels == [8, 8, 16, 16]
+    assert main(base + ["--out", str(tmp_path / "bad"), "--run-dir", str(tmp_path / "run-bad"),
+                        "--g-channels", "24", "16", "8"]) == 1
+    assert "32-px needs 4 channel widths" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_two_process_run_with_accelerate(tmp_path, shapes):
     """The same loop under `accelerate launch` with 2 CPU processes (gloo): rank 0 logs and checkpoints."""
     script = tmp_path / "run2.py"
