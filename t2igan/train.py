@@ -162,6 +162,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
+        for name, net in (("g_channels", G), ("d_channels", D)):
+            if getattr(cfg, name) and list(getattr(cfg, name)) != list(net.config.channels):
+                log(f"{name} {getattr(cfg, name)} ignored: the widths come from {cfg.init} ({net.config.channels})")
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder

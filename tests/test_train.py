@@ -257,6 +257,10 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
                         "--g-channels", "24", "16", "8"]) == 1
     assert "32-px needs 4 channel widths" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
+                        str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 0
+    assert "g_channels [8, 8, 8, 8] ignored: the widths come from" in capsys.readouterr().out
+    assert T2IGANPipeline.from_pretrained(tmp_path / "ft").generator.config.channels == [24, 16, 8, 8]
 
 
 def test_two_process_run_with_accelerate(tmp_path, shapes):
