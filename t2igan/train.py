@@ -162,9 +162,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
-        for name, net in (("g_channels", G), ("d_channels", D)):
-            if getattr(cfg, name) and list(getattr(cfg, name)) != list(net.config.channels):
-                log(f"{name} {getattr(cfg, name)} ignored: the widths come from {cfg.init} ({net.config.channels})")
+        _report_ignored_architecture(cfg, G, D, log)
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder
@@ -467,6 +465,21 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.batch_size < 2:
         raise ValueError("batch_size must be at least 2 (mismatched pairs come from other images in the batch)")
     parse_policy(cfg.augment)
+
+
+# new-model-only settings and where a fine-tuned model has them instead
+_ARCHITECTURE = {"resolution": ("G", "resolution"), "z_dim": ("G", "z_dim"), "cond_dim": ("G", "cond_dim"),
+                 "upsample": ("G", "upsample"), "g_channels": ("G", "channels"), "d_channels": ("D", "channels")}
+
+
+def _report_ignored_architecture(cfg: TrainConfig, G, D, log) -> None:
+    """Fine-tuning keeps the init model's architecture: say which requested settings that overrides."""
+    nets = {"G": G, "D": D}
+    for name, (net, key) in _ARCHITECTURE.items():
+        wanted, have = getattr(cfg, name), nets[net].config[key]
+        wanted = list(wanted) if isinstance(wanted, tuple) else wanted
+        if wanted is not None and wanted != have:
+            log(f"{name} {wanted} ignored: fine-tuning keeps the architecture of {cfg.init} ({name} = {have})")
 
 
 def _check_finite(G, D, step: int) -> None:

@@ -259,7 +259,7 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert not (tmp_path / "bad").exists()
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
                         str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 0
-    assert "g_channels [8, 8, 8, 8] ignored: the widths come from" in capsys.readouterr().out
+    assert "g_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in capsys.readouterr().out
     assert T2IGANPipeline.from_pretrained(tmp_path / "ft").generator.config.channels == [24, 16, 8, 8]
 
 
