@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recon-size", type=int, default=None, help="pixels of the L1 comparison (default 16)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
     t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
-                   help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32 (new models only)")
+                   help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "
+                        "grow the init generator to these widths, keeping what it draws (Net2Net)")
     t.add_argument("--d-channels", type=int, nargs="+", default=None, metavar="C",
                    help="discriminator widths from the input size down to 4x4 (new models only)")
     t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")

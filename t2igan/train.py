@@ -65,7 +65,7 @@ class TrainConfig:
     threads: int | None = None
     encoder: str = "minilm"                     # text encoder for a new model (fine-tuning uses the init's)
     resolution: int = 64                        # new model only
-    g_channels: list[int] | None = None         # new model only (default: models.DEFAULT_G_CHANNELS)
+    g_channels: list[int] | None = None         # default: models.DEFAULT_G_CHANNELS; with init: grow to these widths
     d_channels: list[int] | None = None
     z_dim: int = 64
     cond_dim: int = 192
@@ -162,6 +162,11 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
+        if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
+            from .grow import widen_generator
+
+            log(f"generator widened {list(G.config.channels)} -> {list(cfg.g_channels)} (same images at step 0)")
+            G = widen_generator(G, cfg.g_channels, seed=cfg.seed)
         _report_ignored_architecture(cfg, G, D, log)
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)

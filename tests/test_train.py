@@ -257,10 +257,17 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
                         "--g-channels", "24", "16", "8"]) == 1
     assert "32-px needs 4 channel widths" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # with --init, wider generator widths grow the model (grow.py); narrower ones are an error, D's are ignored
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 0
-    assert "g_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in capsys.readouterr().out
-    assert T2IGANPipeline.from_pretrained(tmp_path / "ft").generator.config.channels == [24, 16, 8, 8]
+                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "8", "8", "8", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "generator widened [24, 16, 8, 8] -> [32, 24, 12, 12]" in out
+    assert "d_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in out
+    grown = T2IGANPipeline.from_pretrained(tmp_path / "ft")
+    assert grown.generator.config.channels == [32, 24, 12, 12] and grown.discriminator.config.channels == [8, 8, 16, 16]
+    assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
+                        str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 1
+    assert "widths can only grow" in capsys.readouterr().err
 
 
 def test_two_process_run_with_accelerate(tmp_path, shapes):

@@ -1,0 +1,99 @@
+"""Grow a trained generator wider without changing what it draws (Net2WiderNet, Chen et al. 2016).
+
+A model that has plateaued at its width can keep its training instead of starting over: every channel of a level is
+kept, new channels copy a randomly chosen old one, and every layer that reads the level splits the old channel's
+incoming weight among its copies. The split fractions are random (they sum to one), so the grown model computes the
+same function but its copies receive different gradients and drift apart during training.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .models import Affine, Generator, UpBlock
+
+
+def _mapping(old: int, new: int, gen: torch.Generator) -> torch.Tensor:
+    """new channel → old channel it copies: the first `old` are themselves, the rest random old ones."""
+    extra = torch.randint(0, old, (new - old,), generator=gen)
+    return torch.cat([torch.arange(old), extra])
+
+
+def _fractions(index: torch.Tensor, old: int, gen: torch.Generator) -> torch.Tensor:
+    """Per new channel, its share of the old channel's outgoing weight; the shares of one old channel sum to 1."""
+    u = 0.5 + torch.rand(len(index), generator=gen)
+    total = torch.zeros(old).index_add_(0, index, u)
+    return u / total[index]
+
+
+@torch.no_grad()
+def _copy_out(dst: nn.Module, src: nn.Module, index: torch.Tensor) -> None:
+    """Output channels (rows) of a conv/linear: copies."""
+    dst.weight.copy_(src.weight[index])
+    if src.bias is not None:
+        dst.bias.copy_(src.bias[index])
+
+
+@torch.no_grad()
+def _split_in(weight: torch.Tensor, index: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """Input channels (columns) of a conv/linear weight: the old channel's weight times each copy's share."""
+    shape = [1, -1] + [1] * (weight.dim() - 2)
+    return weight[:, index] * share.view(shape)
+
+
+@torch.no_grad()
+def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
+    """Per-channel scale/shift heads: copy the output rows; a wider hidden layer gets new units whose outputs start at 0."""
+    for d_head, s_head in ((dst.scale, src.scale), (dst.shift, src.shift)):
+        h_old = s_head[0].out_features
+        d_head[0].weight[:h_old] = s_head[0].weight
+        d_head[0].bias[:h_old] = s_head[0].bias
+        d_head[2].weight.zero_()
+        d_head[2].weight[:, :h_old] = s_head[2].weight[index]
+        d_head[2].bias.copy_(s_head[2].bias[index])
+
+
+def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: int = 0) -> Generator:
+    """A generator with `channels` widths (each ≥ G's) that draws the same images as G (up to float rounding)."""
+    old = list(G.config.channels)
+    channels = [int(c) for c in channels]
+    if len(channels) != len(old):
+        raise ValueError(f"widen: the model has {len(old)} levels {old}; got {len(channels)} widths {channels}")
+    if any(n < o for n, o in zip(channels, old)):
+        raise ValueError(f"widen: widths can only grow: {old} -> {channels}")
+    for (a0, b0), (a1, b1) in zip(zip(old[:-1], old[1:]), zip(channels[:-1], channels[1:])):
+        if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
+            raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
+                             "consecutive levels are equal in both or in neither")
+    cfg = dict(G.config)
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    cfg["channels"] = channels
+    new = Generator(**cfg).to(next(G.parameters()).device)
+    gen = torch.Generator().manual_seed(seed)
+    maps, shares = [], []
+    for k, (o, n) in enumerate(zip(old, channels)):
+        if k and o == old[k - 1]:  # identity skip: both levels must copy the same channels
+            maps.append(maps[-1]), shares.append(shares[-1])
+        else:
+            maps.append(_mapping(o, n, gen)), shares.append(_fractions(maps[-1], o, gen))
+
+    with torch.no_grad():
+        new.text_map.load_state_dict(G.text_map.state_dict())
+        # stem: Linear → (C0, 4, 4); row c·16 + pixel
+        rows = (maps[0][:, None] * 16 + torch.arange(16)).flatten()
+        _copy_out(new.stem, G.stem, rows)
+        for k, (nb, ob) in enumerate(zip(new.blocks, G.blocks)):
+            nb: UpBlock
+            i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
+            _grow_affine(nb.fuse1.a1, ob.fuse1.a1, i_map), _grow_affine(nb.fuse1.a2, ob.fuse1.a2, i_map)
+            nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
+            nb.conv1.bias.copy_(ob.conv1.bias[o_map])
+            _grow_affine(nb.fuse2.a1, ob.fuse2.a1, o_map), _grow_affine(nb.fuse2.a2, ob.fuse2.a2, o_map)
+            nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
+            nb.conv2.bias.copy_(ob.conv2.bias[o_map])
+            if isinstance(ob.skip, nn.Conv2d):
+                nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
+                nb.skip.bias.copy_(ob.skip.bias[o_map])
+        new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
+        new.to_rgb.bias.copy_(G.to_rgb.bias)
+    return new.train(G.training)
