@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .models import Affine, Generator, UpBlock
+from .models import Affine, Generator
 
 
 def _mapping(old: int, new: int, gen: torch.Generator) -> torch.Tensor:
@@ -26,7 +26,6 @@ def _fractions(index: torch.Tensor, old: int, gen: torch.Generator) -> torch.Ten
     return u / total[index]
 
 
-@torch.no_grad()
 def _copy_out(dst: nn.Module, src: nn.Module, index: torch.Tensor) -> None:
     """Output channels (rows) of a conv/linear: copies."""
     dst.weight.copy_(src.weight[index])
@@ -34,16 +33,14 @@ def _copy_out(dst: nn.Module, src: nn.Module, index: torch.Tensor) -> None:
         dst.bias.copy_(src.bias[index])
 
 
-@torch.no_grad()
 def _split_in(weight: torch.Tensor, index: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
     """Input channels (columns) of a conv/linear weight: the old channel's weight times each copy's share."""
     shape = [1, -1] + [1] * (weight.dim() - 2)
     return weight[:, index] * share.view(shape)
 
 
-@torch.no_grad()
 def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
-    """Per-channel scale/shift heads: copy the output rows; a wider hidden layer gets new units whose outputs start at 0."""
+    """Per-channel scale/shift heads: copy the output rows; new hidden units (wider hidden layer) start with zero output weight."""
     for d_head, s_head in ((dst.scale, src.scale), (dst.shift, src.shift)):
         h_old = s_head[0].out_features
         d_head[0].weight[:h_old] = s_head[0].weight
@@ -53,6 +50,7 @@ def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
         d_head[2].bias.copy_(s_head[2].bias[index])
 
 
+@torch.no_grad()
 def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: int = 0) -> Generator:
     """A generator with `channels` widths (each ≥ G's) that draws the same images as G (up to float rounding)."""
     old = list(G.config.channels)
@@ -65,9 +63,7 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
         if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
             raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
                              "consecutive levels are equal in both or in neither")
-    cfg = dict(G.config)
-    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    cfg["channels"] = channels
+    cfg = {**{k: v for k, v in G.config.items() if not k.startswith("_")}, "channels": channels}
     new = Generator(**cfg).to(next(G.parameters()).device)
     gen = torch.Generator().manual_seed(seed)
     maps, shares = [], []
@@ -77,23 +73,21 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
         else:
             maps.append(_mapping(o, n, gen)), shares.append(_fractions(maps[-1], o, gen))
 
-    with torch.no_grad():
-        new.text_map.load_state_dict(G.text_map.state_dict())
-        # stem: Linear → (C0, 4, 4); row c·16 + pixel
-        rows = (maps[0][:, None] * 16 + torch.arange(16)).flatten()
-        _copy_out(new.stem, G.stem, rows)
-        for k, (nb, ob) in enumerate(zip(new.blocks, G.blocks)):
-            nb: UpBlock
-            i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
-            _grow_affine(nb.fuse1.a1, ob.fuse1.a1, i_map), _grow_affine(nb.fuse1.a2, ob.fuse1.a2, i_map)
-            nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
-            nb.conv1.bias.copy_(ob.conv1.bias[o_map])
-            _grow_affine(nb.fuse2.a1, ob.fuse2.a1, o_map), _grow_affine(nb.fuse2.a2, ob.fuse2.a2, o_map)
-            nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
-            nb.conv2.bias.copy_(ob.conv2.bias[o_map])
-            if isinstance(ob.skip, nn.Conv2d):
-                nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
-                nb.skip.bias.copy_(ob.skip.bias[o_map])
-        new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
-        new.to_rgb.bias.copy_(G.to_rgb.bias)
+    new.text_map.load_state_dict(G.text_map.state_dict())
+    # stem: Linear → (C0, 4, 4); row c·16 + pixel
+    rows = (maps[0][:, None] * 16 + torch.arange(16)).flatten()
+    _copy_out(new.stem, G.stem, rows)
+    for k, (nb, ob) in enumerate(zip(new.blocks, G.blocks)):
+        i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
+        _grow_affine(nb.fuse1.a1, ob.fuse1.a1, i_map), _grow_affine(nb.fuse1.a2, ob.fuse1.a2, i_map)
+        nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
+        nb.conv1.bias.copy_(ob.conv1.bias[o_map])
+        _grow_affine(nb.fuse2.a1, ob.fuse2.a1, o_map), _grow_affine(nb.fuse2.a2, ob.fuse2.a2, o_map)
+        nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
+        nb.conv2.bias.copy_(ob.conv2.bias[o_map])
+        if isinstance(ob.skip, nn.Conv2d):
+            nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
+            nb.skip.bias.copy_(ob.skip.bias[o_map])
+    new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
+    new.to_rgb.bias.copy_(G.to_rgb.bias)
     return new.train(G.training)

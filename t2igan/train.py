@@ -165,8 +165,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
             from .grow import widen_generator
 
-            log(f"generator widened {list(G.config.channels)} -> {list(cfg.g_channels)} (same images at step 0)")
-            G = widen_generator(G, cfg.g_channels, seed=cfg.seed)
+            narrow, G = list(G.config.channels), widen_generator(G, cfg.g_channels, seed=cfg.seed)
+            log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
         _report_ignored_architecture(cfg, G, D, log)
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
