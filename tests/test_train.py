@@ -265,6 +265,10 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert "d_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in out
     grown = T2IGANPipeline.from_pretrained(tmp_path / "ft")
     assert grown.generator.config.channels == [32, 24, 12, 12] and grown.discriminator.config.channels == [8, 8, 16, 16]
+    grow = ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init", str(tmp_path / "m"),
+            "--g-channels", "32", "24", "12", "12"]
+    assert main(base + grow + ["--steps", "2", "--resume"]) == 0  # a grown run resumes from its checkpoint
+    assert load_checkpoint(tmp_path / "run-ft" / CHECKPOINT)["step"] == 2
     assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
                         str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 1
     assert "widths can only grow" in capsys.readouterr().err
