@@ -479,11 +479,11 @@ _ARCHITECTURE = {"resolution": ("G", "resolution"), "z_dim": ("G", "z_dim"), "co
 
 def _report_ignored_architecture(cfg: TrainConfig, G, D, log) -> None:
     """Fine-tuning keeps the init model's architecture: say which requested settings that overrides."""
-    nets = {"G": G, "D": D}
+    nets, defaults = {"G": G, "D": D}, {f.name: f.default for f in fields(TrainConfig)}
     for name, (net, key) in _ARCHITECTURE.items():
         wanted, have = getattr(cfg, name), nets[net].config[key]
         wanted = list(wanted) if isinstance(wanted, tuple) else wanted
-        if wanted is not None and wanted != have:
+        if wanted not in (None, defaults[name]) and wanted != have:  # defaults were not asked for: nothing to report
             log(f"{name} {wanted} ignored: fine-tuning keeps the architecture of {cfg.init} ({name} = {have})")
 
 
