@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discriminator widths from the input size down to 4x4 (new models only)")
     t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
     t.add_argument("--feature-critic-weight", type=float, default=None)
+    t.add_argument("--concept-loss", type=float, default=None,
+                   help="with --feature-critic: weight of a loss that G's images be classified as their caption's "
+                        "concept by the frozen feature network (0 = off)")
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)

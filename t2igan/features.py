@@ -27,8 +27,9 @@ class FeatureNet(ModelMixin, ConfigMixin):
     """64-px image → features at 16, 8 and 4 px (and class logits, used only while pretraining)."""
 
     @register_to_config
-    def __init__(self, num_classes: int = 1, channels: tuple[int, ...] | list[int] = (32, 64, 128, 256)):
-        super().__init__()
+    def __init__(self, num_classes: int = 1, channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
+                 concepts: list[str] | None = None):
+        super().__init__()  # concepts: the class names, in order (None in folders written before they were saved)
         c = list(channels)
         layers, cin = [], 3
         for cout in c:  # 64 → 32 → 16 → 8 → 4
@@ -104,7 +105,7 @@ def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.
     concepts = concept_keys(data, Path(data_dir))
     names = sorted(set(concepts))
     labels = torch.tensor([names.index(c) for c in concepts])
-    net = FeatureNet(num_classes=len(names))
+    net = FeatureNet(num_classes=len(names), concepts=names)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     images = data.images
     use_bf16 = resolve_precision("auto", "cpu") == "bf16"  # emulated (slow) bf16 on CPUs without AVX-512 BF16

@@ -72,6 +72,8 @@ class TrainConfig:
     upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
     feature_critic: str | None = None           # a FeatureNet folder: add a critic that looks through it (features.py)
     feature_critic_weight: float = 1.0          # its share of G's adversarial loss
+    concept_loss: float = 0.0                   # with feature_critic: weight of G's loss for its images being classified
+                                                # (by the frozen FeatureNet) as their caption's concept (0 = off)
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 200
@@ -197,6 +199,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is {resolution} px")
         P = ProjectedCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
                             cond_dim=D.config.cond_dim).train()
+    concept_of_row = None  # caption row → concept class (or -1) for the concept loss
+    if cfg.concept_loss > 0:
+        concept_of_row = _concept_labels(data, cfg.data, captions, P.net, cfg.feature_critic)
+        log(f"concept loss: {int((concept_of_row >= 0).sum())} of {len(captions)} captions name one known concept")
     # --------------------------------------------------------------------------------------------- optimisers
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -238,6 +244,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
     text_table = text_table.to(dev)
+    concept_of_row = concept_of_row.to(dev) if concept_of_row is not None else None
     z_dim = acc.unwrap_model(G).config.z_dim
     sample_prompts = cfg.sample_prompts or [captions[i] for i in np.linspace(0, len(captions) - 1, 8).astype(int)]
     if main:
@@ -246,9 +253,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         (run / "samples").mkdir(exist_ok=True)
 
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
-        """One caption per image, drawn at random among its captions (a new draw every step)."""
-        rows = [random.choice(caption_rows[i]) for i in idx.tolist()]
-        return text_table[torch.tensor(rows, device=dev)]
+        """Rows of the caption table: one caption per image, drawn at random among its captions (a new draw every step)."""
+        return torch.tensor([random.choice(caption_rows[i]) for i in idx.tolist()], device=dev)
 
     def checkpoint() -> None:
         _check_finite(acc.unwrap_model(G), D_plain, step)
@@ -315,7 +321,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 status = "stopped"
                 break
             real = real.to(dev, non_blocking=True)
-            e = pick_captions(idx)
+            rows = pick_captions(idx)
+            e = text_table[rows]
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
@@ -368,6 +375,15 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 loss_g = -D_plain(fake_in, e).float().mean()
                 if P is not None:
                     loss_g = loss_g - cfg.feature_critic_weight * P_plain(fake_in, e).float().mean()
+            # ---- concept loss (AC-GAN style, frozen classifier): the image should show the caption's concept
+            loss_cls = torch.zeros((), device=dev)
+            if cfg.concept_loss > 0:
+                y = concept_of_row[rows]
+                if (y >= 0).any():
+                    with autocast():
+                        logits = P_plain.net(fake_in)
+                    loss_cls = F.cross_entropy(logits.float(), y, ignore_index=-1)
+                    loss_g = loss_g + cfg.concept_loss * loss_cls
             loss_ms = torch.zeros((), device=dev)
             if q:
                 ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
@@ -397,7 +413,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     p_ema.lerp_(p.detach(), 1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -409,7 +425,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:
@@ -465,6 +481,10 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"recon must be a number >= 0, got {cfg.recon!r}")
     if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= cfg.resolution:
         raise ValueError(f"recon_size must be a whole number of pixels between 1 and {cfg.resolution}, got {cfg.recon_size!r}")
+    if not (isinstance(cfg.concept_loss, (int, float)) and math.isfinite(cfg.concept_loss) and cfg.concept_loss >= 0):
+        raise ValueError(f"concept_loss must be a number >= 0, got {cfg.concept_loss!r}")
+    if cfg.concept_loss > 0 and not cfg.feature_critic:
+        raise ValueError("concept_loss needs feature_critic: the FeatureNet that classifies the concepts")
     if cfg.upsample not in UPSAMPLE:
         raise ValueError(f"upsample must be one of {UPSAMPLE}, got {cfg.upsample!r}")
     if cfg.batch_size < 2:
@@ -485,6 +505,30 @@ def _report_ignored_architecture(cfg: TrainConfig, G, D, log) -> None:
         wanted = list(wanted) if isinstance(wanted, tuple) else wanted
         if wanted not in (None, defaults[name]) and wanted != have:  # defaults were not asked for: nothing to report
             log(f"{name} {wanted} ignored: fine-tuning keeps the architecture of {cfg.init} ({name} = {have})")
+
+
+def _concept_labels(data, data_dir: str, captions: list[str], net, net_path: str) -> torch.Tensor:
+    """Per caption row: the index of the one concept (FeatureNet class) it belongs to, or -1 where it is shared by
+    several concepts ("happy") or unknown to the network, so that the loss never pulls a caption two ways."""
+    from .evaluate import concept_keys
+
+    concepts = concept_keys(data, Path(data_dir))
+    names = net.config.concepts
+    if names is None:  # a folder written before the class names were saved: train_feature_net's sorted order
+        names = sorted(set(concepts))
+        if len(names) != net.config.num_classes:
+            raise ValueError(f"concept_loss: {net_path} classifies {net.config.num_classes} concepts, but {data_dir} "
+                             f"has {len(names)}; train the feature network on this data (t2igan features --data ...)")
+    index = {c: i for i, c in enumerate(names)}
+    owner: dict[str, set[int]] = {}
+    for caps, c in zip(data.captions, concepts):
+        for cap in caps:
+            owner.setdefault(cap, set()).add(index.get(c, -1))
+    labels = torch.tensor([next(iter(owner[c])) if len(owner[c]) == 1 else -1 for c in captions])
+    if not (labels >= 0).any():
+        raise ValueError(f"concept_loss: none of the concepts in {data_dir} is one that {net_path} classifies; "
+                         "train the feature network on this data (t2igan features --data ...)")
+    return labels
 
 
 def _check_finite(G, D, step: int) -> None:

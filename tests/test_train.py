@@ -13,7 +13,7 @@ from t2igan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from t2igan.job import JobError, TrainingJob
 from t2igan.train import CHECKPOINT, TrainConfig, TrainingDiverged, train
 
-from helpers import make_shapes_folder
+from helpers import COLORS, SHAPES, make_shapes_folder
 
 TINY = dict(resolution=32, g_channels=[32, 32, 16, 8], d_channels=[8, 16, 16, 32], z_dim=16, cond_dim=32,
             batch_size=4, log_every=1, sample_every=2, checkpoint_every=2, sample_seeds=[0, 1], precision="fp32")
@@ -92,6 +92,35 @@ def test_feature_critic_pretrain_and_train(tmp_path):
     assert train(cfg(tmp_path, shapes, steps=3, resume=True, **kw))["step"] == 3
     with pytest.raises(ValueError, match="64-px"):
         train(cfg(tmp_path / "small", shapes, feature_critic=str(tmp_path / "features")))
+    # the concept loss: G's images classified by the same frozen network as their caption's concept
+    assert net.config.concepts == sorted(f"a {c} {s}" for c in COLORS for s in SHAPES)
+    result = train(cfg(tmp_path / "concept", shapes, steps=2, concept_loss=1.0, **kw))
+    stats = [json.loads(l) for l in (tmp_path / "concept" / "run" / "stats.jsonl").read_text().splitlines()]
+    assert result["status"] == "completed" and all(s["concept"] > 0 for s in stats)
+    with pytest.raises(ValueError, match="concept_loss needs feature_critic"):
+        train(cfg(tmp_path / "bad", shapes, concept_loss=1.0))
+    other = make_shapes_folder(tmp_path / "other", copies=1, size=64)
+    (other / "metadata.jsonl").write_text((other / "metadata.jsonl").read_text().replace('"a ', '"one '))
+    with pytest.raises(ValueError, match="none of the concepts in .* is one that"):
+        train(cfg(tmp_path / "bad", other, steps=1, concept_loss=1.0, **kw))
+
+
+def test_concept_labels_skip_captions_shared_by_concepts():
+    """A caption that several concepts share ("happy") gets no label, so the loss never pulls it two ways."""
+    from types import SimpleNamespace
+
+    from t2igan.features import FeatureNet
+    from t2igan.train import _concept_labels
+
+    data = SimpleNamespace(files=["a.png", "b.png", "c.png"],
+                           captions=[["grinning face", "happy"], ["smiling face", "happy"], ["grinning face, twitter style"]])
+    net = FeatureNet(num_classes=4, channels=[4, 4, 4, 4], concepts=["grinning face", "pizza", "smiling face", "zebra"])
+    captions = ["grinning face", "happy", "smiling face", "grinning face, twitter style"]
+    labels = _concept_labels(data, "no-such-folder", captions, net, "net")
+    assert labels.tolist() == [0, -1, 2, -1]  # the last image's concept ("grinning face, twitter style") is not a class
+    legacy = FeatureNet(num_classes=4, channels=[4, 4, 4, 4])  # no saved class names: the counts must agree
+    with pytest.raises(ValueError, match="classifies 4 concepts, but no-such-folder has 3"):
+        _concept_labels(data, "no-such-folder", captions, legacy, "net")
 
 
 def test_fine_tune_from_model_folder(tmp_path, shapes):
