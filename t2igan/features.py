@@ -49,7 +49,11 @@ class FeatureNet(ModelMixin, ConfigMixin):
         return out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(images)[-1].mean((2, 3)))
+        return self.logits(self.features(images))
+
+    def logits(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Class logits from `features(images)`, so a caller that has the features need not run the network again."""
+        return self.classify(features[-1].mean((2, 3)))
 
 
 class ProjectedCritic(nn.Module):
@@ -78,8 +82,11 @@ class ProjectedCritic(nn.Module):
         self.net.requires_grad_(False)  # only the heads ever learn
         return self
 
-    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
-        hs = [head(f) for head, f in zip(self.heads, self.net.features(images))]
+    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None,
+                with_logits: bool = False):
+        """Scores; with `with_logits` also the FeatureNet's class logits of `images`, from the same features."""
+        features = self.net.features(images)
+        hs = [head(f) for head, f in zip(self.heads, features)]
         n = images.shape[0] if mismatched is None else mismatched.shape[0]
         if mismatched is not None:  # real images also scored against the wrong sentences
             hs = [torch.cat([h, h[:n]]) for h in hs]
@@ -87,7 +94,7 @@ class ProjectedCritic(nn.Module):
         t = self.text_map(e)
         out = sum(pair_logit(h, t, joint, project) for h, joint, project in zip(hs, self.joint, self.project))
         if mismatched is None:
-            return out
+            return (out, self.net.logits(features)) if with_logits else out
         return out[:n], out[n : 2 * n], out[2 * n :]
 
 

@@ -374,16 +374,17 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 fake_in = diff_augment(fake.float(), policy)
                 loss_g = -D_plain(fake_in, e).float().mean()
                 if P is not None:
-                    loss_g = loss_g - cfg.feature_critic_weight * P_plain(fake_in, e).float().mean()
+                    p_fake, logits = P_plain(fake_in, e, with_logits=True)
+                    loss_g = loss_g - cfg.feature_critic_weight * p_fake.float().mean()
             # ---- concept loss (AC-GAN style, frozen classifier): the image should show the caption's concept
+            #      (captions without one concept, label -1, are left out of the mean)
             loss_cls = torch.zeros((), device=dev)
             if cfg.concept_loss > 0:
                 y = concept_of_row[rows]
-                if (y >= 0).any():
-                    with autocast():
-                        logits = P_plain.net(fake_in)
-                    loss_cls = F.cross_entropy(logits.float(), y, ignore_index=-1)
-                    loss_g = loss_g + cfg.concept_loss * loss_cls
+                known = (y >= 0).float()
+                ce = F.cross_entropy(logits.float(), y.clamp(min=0), reduction="none")
+                loss_cls = (ce * known).sum() / known.sum().clamp(min=1)
+                loss_g = loss_g + cfg.concept_loss * loss_cls
             loss_ms = torch.zeros((), device=dev)
             if q:
                 ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
