@@ -243,6 +243,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     D_plain = acc.unwrap_model(D)
     critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
+    G_ema.to(dev)  # accelerate moved G (and D, P) to the device; the EMA copy was made before that
     text_table = text_table.to(dev)
     concept_of_row = concept_of_row.to(dev) if concept_of_row is not None else None
     z_dim = acc.unwrap_model(G).config.z_dim

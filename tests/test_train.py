@@ -58,6 +58,20 @@ def test_losses_finite_weights_change_and_export(tmp_path, shapes):
     assert ckpt["G"]["stem.weight"].ne(ckpt["G_ema"]["stem.weight"]).any()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_samples_and_exports_on_cuda(tmp_path, shapes):
+    # found on an H100: the EMA generator stayed on the CPU while accelerate moved G to the GPU
+    events, emit = collect()
+    result = train(cfg(tmp_path, shapes, steps=4, device="cuda", precision="auto"), progress=emit)
+    assert result["status"] == "completed" and result["step"] == 4
+    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    assert any(e["type"] == "log" and e["message"].endswith(precision) for e in events)
+    assert len(list((tmp_path / "run" / "samples").glob("step-*.png"))) == 3
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 4
+    image = T2IGANPipeline.from_pretrained(tmp_path / "model").to("cuda")("a red circle", seed=0).images[0]
+    assert image.size == (32, 32)
+
+
 def test_paired_reconstruction_and_bilinear_generator(tmp_path, shapes):
     result = train(cfg(tmp_path, shapes, steps=2, recon=10.0, recon_size=8, upsample="bilinear"))
     assert result["status"] == "completed"
