@@ -174,8 +174,15 @@ def test_random_seed_mixing_and_interpolation(page, served):
     wait_change(page, before)
     assert page.locator("#seed input").input_value() != "0"
     page.get_by_text("Prompt mixing").click()
-    page.locator("#mix-prompt textarea, #mix-prompt input").first.fill("a blue heart")
-    page.locator("#mix-prompt textarea, #mix-prompt input").first.blur()
+    mix = page.locator("#mix-prompt textarea, #mix-prompt input").first
+    mix.wait_for(state="visible")
+    for _ in range(50):  # typed while the accordion was still opening, the text was sometimes lost: type until it stays
+        mix.fill("a blue heart")
+        mix.blur()
+        page.wait_for_timeout(100)
+        if mix.input_value() == "a blue heart":
+            break
+    assert mix.input_value() == "a blue heart"
     before = gallery_srcs(page)
     release_slider(page, "mix-weight", 0.6)
     wait_change(page, before)
