@@ -375,8 +375,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 fake_in = diff_augment(fake.float(), policy)
                 loss_g = -D_plain(fake_in, e).float().mean()
                 if P is not None:  # class logits (same FeatureNet pass) only for the concept loss
-                    scores = P_plain(fake_in, e, with_logits=cfg.concept_loss > 0)
-                    p_fake, logits = scores if cfg.concept_loss > 0 else (scores, None)
+                    p_fake, logits = (P_plain(fake_in, e, with_logits=True) if cfg.concept_loss > 0
+                                      else (P_plain(fake_in, e), None))
                     loss_g = loss_g - cfg.feature_critic_weight * p_fake.float().mean()
             # ---- concept loss (AC-GAN style, frozen classifier): the image should show the caption's concept
             #      (captions without one concept, label -1, are left out of the mean)
