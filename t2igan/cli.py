@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--concept-loss", type=float, default=None,
                    help="with --feature-critic: weight of a loss that G's images be classified as their caption's "
                         "concept by the frozen feature network (0 = off)")
+    t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,
+                   help="with --init: the exported EMA generator keeps averaging from the init's weights at full decay "
+                        "from step 0 (continuing a long run) instead of ramping up (new models, short fine-tunes)")
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)

@@ -59,6 +59,9 @@ class TrainConfig:
     recon: float = 0.0                          # paired L1 weight: G(z, caption) ≈ the caption's own image at recon_size px (0 = off)
     recon_size: int = 16                        # blurred comparison: layout and colour from the pair, detail left to D
     ema_decay: float = 0.999
+    ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
+                                                # small fine-tune's export shows this run's training; off: the init's
+                                                # EMA keeps averaging over ≈ 1/(1 − decay) steps (continuing a long run)
     precision: str = "auto"                     # 'bf16' autocast, 'fp32', or 'auto': bf16 where it is fast (device.fast_bf16)
     seed: int = 0
     device: str | None = None
@@ -410,7 +413,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 critic.requires_grad_(True)
 
             # ---- EMA of G (ramped up so early samples are not dominated by the random init)
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_rampup else cfg.ema_decay
             with torch.no_grad():
                 for p_ema, p in zip(G_ema.parameters(), acc.unwrap_model(G).parameters()):
                     p_ema.lerp_(p.detach(), 1 - decay)

@@ -149,6 +149,24 @@ def test_fine_tune_from_model_folder(tmp_path, shapes):
     assert diff > 0
 
 
+@pytest.mark.parametrize("rampup, decay", [(True, 0.1), (False, 0.999)])
+def test_fine_tune_ema_rampup_or_full_decay(tmp_path, shapes, rampup, decay):
+    """After one fine-tuning step the exported EMA sits (1 - decay) of the way from the init to the trained G: ramped
+    (decay 0.1 at step 0) for short fine-tunes, full decay when continuing a long run (--no-ema-rampup)."""
+    train(cfg(tmp_path, shapes, steps=2))
+    init = T2IGANPipeline.from_pretrained(tmp_path / "model").generator.state_dict()
+    train(TrainConfig(data=str(shapes), out=str(tmp_path / "model2"), run_dir=str(tmp_path / "run2"),
+                      init=str(tmp_path / "model"), steps=1, batch_size=4, precision="fp32", ema_rampup=rampup,
+                      sample_every=100, checkpoint_every=100))
+    state = load_checkpoint(tmp_path / "run2" / CHECKPOINT)
+    moved = 0
+    for k, v in init.items():
+        if v.is_floating_point():
+            assert torch.allclose(state["G_ema"][k], v + (1 - decay) * (state["G"][k] - v), atol=1e-6), k
+            moved += int(not torch.equal(state["G"][k], v))
+    assert moved > 0, "the fine-tuning step changed G"
+
+
 def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
     full_events, emit = collect()
     train(cfg(tmp_path / "a", shapes, steps=4, checkpoint_every=100), progress=emit)
