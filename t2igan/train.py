@@ -412,7 +412,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             for critic in critics:
                 critic.requires_grad_(True)
 
-            # ---- EMA of G (ramped up so early samples are not dominated by the random init)
+            # ---- EMA of G (ramped up so early samples are not dominated by the random init or, in a fine-tune,
+            #      by the init model; without the ramp a continued run keeps the init's long average)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_rampup else cfg.ema_decay
             with torch.no_grad():
                 for p_ema, p in zip(G_ema.parameters(), acc.unwrap_model(G).parameters()):
