@@ -155,10 +155,8 @@ def test_fine_tune_ema_rampup_or_full_decay(tmp_path, shapes, rampup, decay):
     (decay 0.1 at step 0) for short fine-tunes, full decay when continuing a long run (--no-ema-rampup)."""
     train(cfg(tmp_path, shapes, steps=2))
     init = T2IGANPipeline.from_pretrained(tmp_path / "model").generator.state_dict()
-    train(TrainConfig(data=str(shapes), out=str(tmp_path / "model2"), run_dir=str(tmp_path / "run2"),
-                      init=str(tmp_path / "model"), steps=1, batch_size=4, precision="fp32", ema_rampup=rampup,
-                      sample_every=100, checkpoint_every=100))
-    state = load_checkpoint(tmp_path / "run2" / CHECKPOINT)
+    train(cfg(tmp_path / "fine-tune", shapes, init=str(tmp_path / "model"), steps=1, ema_rampup=rampup))
+    state = load_checkpoint(tmp_path / "fine-tune" / "run" / CHECKPOINT)
     moved = 0
     for k, v in init.items():
         if v.is_floating_point():
