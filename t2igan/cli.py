@@ -291,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", default=None, help="DiffAugment policy, e.g. 'translation,cutout' or 'none'")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                    help="auto (default): bf16 where this device runs it fast, else fp32")
-    t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None, help="new models only")
+    t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None,
+                   help="new models: image size (default 64); with --init: grow a lower-resolution model to it "
+                        "(progressive training: train at 32 px, then --init that model --resolution 64)")
     t.add_argument("--gp-weight", type=float, default=None)
     t.add_argument("--gp-every", type=int, default=None)
     t.add_argument("--mode-seeking", type=float, default=None, help="MSGAN weight (0 = off)")

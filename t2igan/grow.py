@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .models import Affine, Generator
+from .models import Affine, Discriminator, Generator
 
 
 def _mapping(old: int, new: int, gen: torch.Generator) -> torch.Tensor:
@@ -91,3 +91,50 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
     new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
     new.to_rgb.bias.copy_(G.to_rgb.bias)
     return new.train(G.training)
+
+
+# ============================================================================ deeper: one more resolution level
+@torch.no_grad()
+def deepen_generator(G: Generator) -> Generator:
+    """G at twice its resolution (progressive training): one more up-block, as wide as G's last level, that starts
+    as the identity, so the new generator first draws G's images up-sampled and learns the finer level from there."""
+    old = list(G.config.channels)
+    cfg = {**{k: v for k, v in G.config.items() if not k.startswith("_")},
+           "resolution": 2 * G.config.resolution, "channels": old + [old[-1]]}
+    new = Generator(**cfg).to(next(G.parameters()).device)
+    kept = {k: v for k, v in G.state_dict().items() if not k.startswith("to_rgb.")}
+    missing, unexpected = new.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith((f"blocks.{len(old) - 1}.", "to_rgb.")) for k in missing), missing
+    top = new.blocks[-1]
+    top.conv2.weight.zero_(), top.conv2.bias.zero_()  # residual branch off: the block passes x up-sampled (identity skip)
+    new.to_rgb.load_state_dict(G.to_rgb.state_dict())
+    return new.train(G.training)
+
+
+@torch.no_grad()
+def deepen_discriminator(D: Discriminator) -> Discriminator:
+    """D for twice its resolution: a new first down-block, as wide as D's first level, with its gate closed, so the new
+    critic first sees the image through D's own first layer and a 2×2 average, and opens the finer level as it learns."""
+    old = list(D.config.channels)
+    cfg = {**{k: v for k, v in D.config.items() if not k.startswith("_")},
+           "resolution": 2 * D.config.resolution, "channels": [old[0]] + old}
+    new = Discriminator(**cfg).to(next(D.parameters()).device)
+    state = {k: v for k, v in D.state_dict().items() if not k.startswith("blocks.")}
+    state.update({f"blocks.{int(k.split('.')[1]) + 1}.{k.split('.', 2)[2]}": v
+                  for k, v in D.state_dict().items() if k.startswith("blocks.")})
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("blocks.0.") for k in missing), missing
+    new.blocks[0].gate.zero_()
+    return new.train(D.training)
+
+
+def deepen_to(G: Generator, D: Discriminator | None, resolution: int):
+    """(G, D) grown level by level to `resolution` (a power-of-two multiple of theirs); D may be None."""
+    if resolution < G.config.resolution or resolution % G.config.resolution \
+            or (resolution // G.config.resolution) & (resolution // G.config.resolution - 1):
+        raise ValueError(f"deepen: a {G.config.resolution}-px model grows to 2x, 4x, ... its resolution, "
+                         f"not to {resolution} px")
+    while G.config.resolution < resolution:
+        G = deepen_generator(G)
+        D = deepen_discriminator(D) if D is not None else None
+    return G, D

@@ -67,7 +67,7 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     encoder: str = "minilm"                     # text encoder for a new model (fine-tuning uses the init's)
-    resolution: int = 64                        # new model only
+    resolution: int | None = None               # new model: 64 if unset; with init: grow it to this (2x, 4x)
     g_channels: list[int] | None = None         # default: models.DEFAULT_G_CHANNELS; with init: grow to these widths
     d_channels: list[int] | None = None
     z_dim: int = 64
@@ -159,10 +159,13 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         from .weights import resolve_model
 
         init_pipe = T2IGANPipeline.from_pretrained(resolve_model(cfg.init))
-        G = init_pipe.generator
-        if init_pipe.discriminator is not None:
-            D = init_pipe.discriminator
-        else:
+        G, D = init_pipe.generator, init_pipe.discriminator
+        if cfg.resolution and cfg.resolution != G.config.resolution:  # progressive training: add finer levels
+            from .grow import deepen_to
+
+            low, (G, D) = G.config.resolution, deepen_to(G, D, cfg.resolution)
+            log(f"model grown from {low} px to {cfg.resolution} px (the new levels start by up-sampling its images)")
+        if D is None:
             log(f"{cfg.init} has no discriminator: fine-tuning starts with a fresh one")
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
@@ -176,9 +179,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder
-        G = Generator(resolution=cfg.resolution, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
+        G = Generator(resolution=cfg.resolution or 64, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
-        D = Discriminator(resolution=cfg.resolution, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
+        D = Discriminator(resolution=cfg.resolution or 64, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                           channels=cfg.d_channels)
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -486,8 +489,9 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):
         raise ValueError(f"recon must be a number >= 0, got {cfg.recon!r}")
-    if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= cfg.resolution:
-        raise ValueError(f"recon_size must be a whole number of pixels between 1 and {cfg.resolution}, got {cfg.recon_size!r}")
+    top = cfg.resolution or 64
+    if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= top:
+        raise ValueError(f"recon_size must be a whole number of pixels between 1 and {top}, got {cfg.recon_size!r}")
     if not (isinstance(cfg.concept_loss, (int, float)) and math.isfinite(cfg.concept_loss) and cfg.concept_loss >= 0):
         raise ValueError(f"concept_loss must be a number >= 0, got {cfg.concept_loss!r}")
     if cfg.concept_loss > 0 and not cfg.feature_critic:
@@ -500,7 +504,7 @@ def _validate(cfg: TrainConfig) -> None:
 
 
 # new-model-only settings and where a fine-tuned model has them instead
-_ARCHITECTURE = {"resolution": ("G", "resolution"), "z_dim": ("G", "z_dim"), "cond_dim": ("G", "cond_dim"),
+_ARCHITECTURE = {"z_dim": ("G", "z_dim"), "cond_dim": ("G", "cond_dim"),
                  "upsample": ("G", "upsample"), "g_channels": ("G", "channels"), "d_channels": ("D", "channels")}
 
 

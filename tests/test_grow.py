@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from t2igan.grow import widen_generator
-from t2igan.models import Generator
+import torch.nn.functional as F
+
+from t2igan.grow import deepen_discriminator, deepen_generator, deepen_to, widen_generator
+from t2igan.models import Discriminator, Generator
 
 
 def tiny(channels, seed=0):
@@ -53,3 +55,61 @@ def test_widen_rejects_narrower_wrong_length_and_skip_changes():
         widen_generator(G, [16, 12, 8])
     with pytest.raises(ValueError, match="skip path"):
         widen_generator(G, [16, 16, 8, 4])
+
+
+def tiny_d(seed=0):
+    torch.manual_seed(seed)
+    D = Discriminator(resolution=32, text_dim=16, cond_dim=8, channels=[8, 12, 16, 16]).eval()
+    with torch.no_grad():
+        for p in D.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return D
+
+
+def test_deepened_generator_starts_as_the_upsampled_one():
+    """Progressive training: the added 64-px level passes the 32-px features up unchanged, so the images stay put."""
+    G = tiny([16, 12, 8, 4])
+    H = deepen_generator(G).eval()
+    assert H.config.resolution == 64 and H.config.channels == [16, 12, 8, 4, 4]
+    z, e = inputs()
+    c = G.condition(z, e)
+    x = torch.randn(4, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(H.blocks[-1](x, c), F.interpolate(x, scale_factor=2.0))  # the new level: identity at first
+        a, b = G(z, e), H(z, e)
+        fresh = Generator(**{**H.config, "channels": [16, 12, 8, 4, 4]}).eval()(z, e)
+    assert b.shape == (4, 3, 64, 64)
+    for k, v in G.state_dict().items():  # every trained weight is kept
+        assert torch.equal(H.state_dict()[k], v), k
+    near, far = (F.avg_pool2d(b, 2) - a).abs().mean(), (F.avg_pool2d(fresh, 2) - a).abs().mean()
+    assert near < 0.2 * far, (near, far)
+
+
+def test_deepened_generator_learns_its_new_level():
+    H = deepen_generator(tiny([16, 12, 8, 4])).train()
+    z, e = inputs(8)
+    H(z, e).square().mean().backward()
+    assert H.blocks[-1].conv2.weight.grad.abs().sum() > 0  # zero-initialised, but not stuck
+
+
+def test_deepened_discriminator_scores_like_the_pooled_one():
+    D = tiny_d()
+    E = deepen_discriminator(D).eval()
+    assert E.config.resolution == 64 and E.config.channels == [8, 8, 12, 16, 16]
+    x = torch.tanh(F.interpolate(torch.randn(4, 3, 8, 8), size=64, mode="bilinear"))  # smooth, like an image
+    _, e = inputs()
+    with torch.no_grad():
+        a, b = D(F.avg_pool2d(x, 2), e), E(x, e)
+        fresh = Discriminator(**{**E.config}).eval()(x, e)
+    assert (a - b).abs().max() < 0.1 * (a - fresh).abs().max(), (a, b, fresh)
+    assert E.blocks[0].gate.item() == 0  # the finer level opens as D learns
+
+
+def test_deepen_to_checks_the_target_size():
+    G, D = tiny([16, 12, 8, 4]), tiny_d()
+    H, E = deepen_to(G, D, 128)
+    assert H.config.resolution == E.config.resolution == 128 and len(H.config.channels) == 6
+    assert deepen_to(G, None, 32)[0] is G
+    for bad in (16, 48, 96):
+        with pytest.raises(ValueError, match="grows to 2x, 4x"):
+            deepen_to(G, D, bad)

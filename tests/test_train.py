@@ -333,6 +333,27 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert "widths can only grow" in capsys.readouterr().err
 
 
+def test_cli_progressive_training_grows_a_32px_model_to_64(tmp_path, shapes, capsys):
+    from t2igan.cli import main
+
+    base = ["train", "--data", str(shapes), "--steps", "1", "--batch-size", "4", "--precision", "fp32", "--quiet"]
+    assert main(base + ["--resolution", "32", "--out", str(tmp_path / "m32"), "--run-dir", str(tmp_path / "r32"),
+                        "--g-channels", "24", "16", "8", "8", "--d-channels", "8", "8", "16", "16"]) == 0
+    grow = base + ["--init", str(tmp_path / "m32"), "--resolution", "64", "--out", str(tmp_path / "m64"),
+                   "--run-dir", str(tmp_path / "r64")]
+    assert main(grow) == 0
+    assert "model grown from 32 px to 64 px" in capsys.readouterr().out
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "m64")
+    assert pipe.generator.config.resolution == pipe.discriminator.config.resolution == 64
+    assert pipe.generator.config.channels == [24, 16, 8, 8, 8] and pipe.discriminator.config.channels == [8, 8, 8, 16, 16]
+    assert pipe("a red circle", seed=0).images[0].size == (64, 64)
+    assert main(grow + ["--steps", "2", "--resume"]) == 0  # the grown run resumes from its checkpoint
+    assert load_checkpoint(tmp_path / "r64" / CHECKPOINT)["step"] == 2
+    assert main(base + ["--init", str(tmp_path / "m64"), "--resolution", "32", "--out", str(tmp_path / "bad"),
+                        "--run-dir", str(tmp_path / "rbad")]) == 1
+    assert "grows to 2x, 4x" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_two_process_run_with_accelerate(tmp_path, shapes):
     """The same loop under `accelerate launch` with 2 CPU processes (gloo): rank 0 logs and checkpoints."""
     script = tmp_path / "run2.py"
