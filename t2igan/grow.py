@@ -1,9 +1,9 @@
-"""Grow a trained generator wider without changing what it draws (Net2WiderNet, Chen et al. 2016).
+"""Grow a trained model instead of starting over: wider (Net2WiderNet, Chen et al. 2016) or one resolution deeper.
 
-A model that has plateaued at its width can keep its training instead of starting over: every channel of a level is
-kept, new channels copy a randomly chosen old one, and every layer that reads the level splits the old channel's
-incoming weight among its copies. The split fractions are random (they sum to one), so the grown model computes the
-same function but its copies receive different gradients and drift apart during training.
+Wider: every channel of a level is kept, new channels copy a randomly chosen old one, and every layer that reads the
+level splits the old channel's incoming weight among its copies. The split fractions are random (they sum to one), so
+the grown model computes the same function but its copies receive different gradients and drift apart during training.
+Deeper (progressive training): a new finest level that starts as a plain up-sampling in G and closed in D.
 """
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import torch
 import torch.nn as nn
 
 from .models import Affine, Discriminator, Generator
+
+
+def _config(model, **changes) -> dict:
+    """The model's constructor arguments (its config without diffusers' private keys), with `changes` applied."""
+    return {**{k: v for k, v in model.config.items() if not k.startswith("_")}, **changes}
 
 
 def _mapping(old: int, new: int, gen: torch.Generator) -> torch.Tensor:
@@ -63,8 +68,7 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
         if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
             raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
                              "consecutive levels are equal in both or in neither")
-    cfg = {**{k: v for k, v in G.config.items() if not k.startswith("_")}, "channels": channels}
-    new = Generator(**cfg).to(next(G.parameters()).device)
+    new = Generator(**_config(G, channels=channels)).to(next(G.parameters()).device)
     gen = torch.Generator().manual_seed(seed)
     maps, shares = [], []
     for k, (o, n) in enumerate(zip(old, channels)):
@@ -99,15 +103,14 @@ def deepen_generator(G: Generator) -> Generator:
     """G at twice its resolution (progressive training): one more up-block, as wide as G's last level, that starts
     as the identity, so the new generator first draws G's images up-sampled and learns the finer level from there."""
     old = list(G.config.channels)
-    cfg = {**{k: v for k, v in G.config.items() if not k.startswith("_")},
-           "resolution": 2 * G.config.resolution, "channels": old + [old[-1]]}
-    new = Generator(**cfg).to(next(G.parameters()).device)
-    kept = {k: v for k, v in G.state_dict().items() if not k.startswith("to_rgb.")}
-    missing, unexpected = new.load_state_dict(kept, strict=False)
-    assert not unexpected and all(k.startswith((f"blocks.{len(old) - 1}.", "to_rgb.")) for k in missing), missing
+    new = Generator(**_config(G, resolution=2 * G.config.resolution, channels=old + [old[-1]]))
+    new.to(next(G.parameters()).device)
+    missing, unexpected = new.load_state_dict({k: v for k, v in G.state_dict().items() if not k.startswith("blocks.")},
+                                              strict=False)  # the text map, the stem and to_rgb (same width)
+    assert not unexpected and all(k.startswith("blocks.") for k in missing), unexpected
+    new.blocks[:-1].load_state_dict(G.blocks.state_dict())  # every old level
     top = new.blocks[-1]
     top.conv2.weight.zero_(), top.conv2.bias.zero_()  # residual branch off: the block passes x up-sampled (identity skip)
-    new.to_rgb.load_state_dict(G.to_rgb.state_dict())
     return new.train(G.training)
 
 
@@ -116,22 +119,19 @@ def deepen_discriminator(D: Discriminator) -> Discriminator:
     """D for twice its resolution: a new first down-block, as wide as D's first level, with its gate closed, so the new
     critic first sees the image through D's own first layer and a 2×2 average, and opens the finer level as it learns."""
     old = list(D.config.channels)
-    cfg = {**{k: v for k, v in D.config.items() if not k.startswith("_")},
-           "resolution": 2 * D.config.resolution, "channels": [old[0]] + old}
-    new = Discriminator(**cfg).to(next(D.parameters()).device)
-    state = {k: v for k, v in D.state_dict().items() if not k.startswith("blocks.")}
-    state.update({f"blocks.{int(k.split('.')[1]) + 1}.{k.split('.', 2)[2]}": v
-                  for k, v in D.state_dict().items() if k.startswith("blocks.")})
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("blocks.0.") for k in missing), missing
-    new.blocks[0].gate.zero_()
+    new = Discriminator(**_config(D, resolution=2 * D.config.resolution, channels=[old[0]] + old))
+    new.to(next(D.parameters()).device)
+    missing, unexpected = new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith("blocks.")},
+                                              strict=False)  # from_rgb, the text map and the heads
+    assert not unexpected and all(k.startswith("blocks.") for k in missing), unexpected
+    new.blocks[1:].load_state_dict(D.blocks.state_dict())  # every old level, one place further in
+    assert new.blocks[0].gate.item() == 0  # a new DownBlock starts closed
     return new.train(D.training)
 
 
 def deepen_to(G: Generator, D: Discriminator | None, resolution: int):
     """(G, D) grown level by level to `resolution` (a power-of-two multiple of theirs); D may be None."""
-    if resolution < G.config.resolution or resolution % G.config.resolution \
-            or (resolution // G.config.resolution) & (resolution // G.config.resolution - 1):
+    if resolution not in [G.config.resolution * 2**k for k in range(8)]:
         raise ValueError(f"deepen: a {G.config.resolution}-px model grows to 2x, 4x, ... its resolution, "
                          f"not to {resolution} px")
     while G.config.resolution < resolution:

@@ -179,10 +179,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder
-        G = Generator(resolution=cfg.resolution or 64, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
+        size = cfg.resolution or 64
+        G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
-        D = Discriminator(resolution=cfg.resolution or 64, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
-                          channels=cfg.d_channels)
+        D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     resolution = G.config.resolution

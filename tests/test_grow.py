@@ -1,19 +1,22 @@
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from t2igan.grow import deepen_discriminator, deepen_generator, deepen_to, widen_generator
 from t2igan.models import Discriminator, Generator
 
 
+def jittered(model):
+    """The zero-initialised affine heads and closed gates would hide wrong copies: make every weight matter."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
 def tiny(channels, seed=0):
     torch.manual_seed(seed)
-    G = Generator(resolution=32, z_dim=8, text_dim=16, cond_dim=8, channels=channels).eval()
-    with torch.no_grad():  # the zero-initialised affine heads would hide wrong copies: make every weight matter
-        for p in G.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return G
+    return jittered(Generator(resolution=32, z_dim=8, text_dim=16, cond_dim=8, channels=channels))
 
 
 def inputs(n=4):
@@ -59,11 +62,7 @@ def test_widen_rejects_narrower_wrong_length_and_skip_changes():
 
 def tiny_d(seed=0):
     torch.manual_seed(seed)
-    D = Discriminator(resolution=32, text_dim=16, cond_dim=8, channels=[8, 12, 16, 16]).eval()
-    with torch.no_grad():
-        for p in D.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return D
+    return jittered(Discriminator(resolution=32, text_dim=16, cond_dim=8, channels=[8, 12, 16, 16]))
 
 
 def test_deepened_generator_starts_as_the_upsampled_one():
@@ -77,7 +76,7 @@ def test_deepened_generator_starts_as_the_upsampled_one():
     with torch.no_grad():
         assert torch.equal(H.blocks[-1](x, c), F.interpolate(x, scale_factor=2.0))  # the new level: identity at first
         a, b = G(z, e), H(z, e)
-        fresh = Generator(**{**H.config, "channels": [16, 12, 8, 4, 4]}).eval()(z, e)
+        fresh = Generator(**H.config).eval()(z, e)
     assert b.shape == (4, 3, 64, 64)
     for k, v in G.state_dict().items():  # every trained weight is kept
         assert torch.equal(H.state_dict()[k], v), k
@@ -100,7 +99,7 @@ def test_deepened_discriminator_scores_like_the_pooled_one():
     _, e = inputs()
     with torch.no_grad():
         a, b = D(F.avg_pool2d(x, 2), e), E(x, e)
-        fresh = Discriminator(**{**E.config}).eval()(x, e)
+        fresh = Discriminator(**E.config).eval()(x, e)
     assert (a - b).abs().max() < 0.1 * (a - fresh).abs().max(), (a, b, fresh)
     assert E.blocks[0].gate.item() == 0  # the finer level opens as D learns
 
