@@ -110,6 +110,8 @@ def cmd_train(args) -> int:
     if args.prompts:
         overrides["sample_prompts"] = [p.strip() for p in args.prompts.split("|") if p.strip()]
     overrides.pop("prompts", None)
+    if args.keep_prompts:
+        overrides["keep_prompts"] = [p.strip() for p in args.keep_prompts.split("|") if p.strip()]
     config = TrainConfig(**overrides)
     stop = {"asked": False}
 
@@ -310,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--concept-loss", type=float, default=None,
                    help="with --feature-critic: weight of a loss that G's images be classified as their caption's "
                         "concept by the frozen feature network (0 = off)")
+    t.add_argument("--keep", type=float, default=None, metavar="W",
+                   help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
+                        "do not redraw everything else (L1 weight; default 30 with --init; 0 = off, e.g. to "
+                        "continue a long run on its own data)")
+    t.add_argument("--keep-prompts", default=None,
+                   help="those prompts, separated by '|' (default: the prompt sheet's 24)")
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,
                    help="with --init: the exported EMA generator keeps averaging from the init's weights at full decay "
                         "from step 0 (continuing a long run) instead of ramping up (new models, short fine-tunes)")

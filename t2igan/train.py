@@ -77,6 +77,11 @@ class TrainConfig:
     feature_critic_weight: float = 1.0          # its share of G's adversarial loss
     concept_loss: float = 0.0                   # with feature_critic: weight of G's loss for its images being classified
                                                 # (by the frozen FeatureNet) as their caption's concept (0 = off)
+    keep: float | None = None                   # with init: L1 weight pulling G's images for prompts outside the data
+                                                # towards the init's (same noise), so a fine-tune on a few pictures
+                                                # does not redraw everything else; None: KEEP (30) with init, else 0
+    keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
+                                                # data's captions are left out
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 200
@@ -185,6 +190,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    keep = _keep_weight(cfg)
+    G_init = G_ema if keep > 0 else None  # frozen: what the init model draws (copied before a resume loads G)
+    if G_init is not None:
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     resolution = G.config.resolution
     # --------------------------------------------------------------------------------------------- data
     data, report = load_captioned_images(cfg.data, DataConfig(resolution=resolution, background=tuple(cfg.background),
@@ -205,6 +214,16 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is {resolution} px")
         P = ProjectedCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
                             cond_dim=D.config.cond_dim).train()
+    # a fine-tune's prompts outside its data (the sheet's, or keep_prompts): held by the keep term, shown in the samples
+    others, other_table, dropped = _prompts_outside(encoder, cfg.keep_prompts, text_table) if cfg.init else ([], None, [])
+    keep_table = None  # sentence vectors of the prompts whose images the keep term holds
+    if G_init is not None:
+        if not others:
+            raise ValueError(f"keep: every keep prompt is a near-paraphrase of a caption in the data (cosine >= "
+                             f"{KEEP_TOO_CLOSE}); give other keep_prompts or set keep to 0")
+        keep_table = other_table
+        log(f"keep {keep:g}: holding {len(others)} prompts (and blends of them) to what {cfg.init} draws (keep 0: off)"
+            + (f"; left out as too close to the data's captions: {', '.join(dropped)}" if dropped else ""))
     concept_of_row = None  # caption row → concept class (or -1) for the concept loss
     if cfg.concept_loss > 0:
         concept_of_row = _concept_labels(data, cfg.data, captions, P.net, cfg.feature_critic)
@@ -237,11 +256,12 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     elif cfg.resume:
         log(f"no checkpoint in {run}: starting from step 0")
     sampler = EpochPermutation(len(data), cfg.seed)
+    batch_size = min(cfg.batch_size, len(data))  # a few pictures: every batch holds all of them
+    if batch_size < cfg.batch_size:
+        log(f"batch size {cfg.batch_size} is more than the {len(data)} pairs of the data: using {batch_size}")
     # its own generator: creating an iterator must not draw from the global RNG (exact resume)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=True,
                                          generator=torch.Generator().manual_seed(cfg.seed))
-    if len(loader) == 0:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the dataset ({len(data)} pairs)")
     G, D, opt_g, opt_d, loader = acc.prepare(G, D, opt_g, opt_d, loader)
     if P is not None:
         P, opt_p = acc.prepare(P, opt_p)
@@ -250,10 +270,14 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
     G_ema.to(dev)  # accelerate moved G (and D, P) to the device; the EMA copy was made before that
+    G_init = G_init.to(dev) if G_init is not None else None
+    keep_table = keep_table.to(dev) if keep_table is not None else None
     text_table = text_table.to(dev)
     concept_of_row = concept_of_row.to(dev) if concept_of_row is not None else None
     z_dim = acc.unwrap_model(G).config.z_dim
-    sample_prompts = cfg.sample_prompts or [captions[i] for i in np.linspace(0, len(captions) - 1, 8).astype(int)]
+    # 8 captions spread over the data; a fine-tune shows 2 prompts from outside it instead of the last two (forgetting)
+    spread = [captions[i] for i in np.linspace(0, len(captions) - 1, 8 - len(others[:2])).astype(int)]
+    sample_prompts = cfg.sample_prompts or spread + others[:2]
     if main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -375,9 +399,14 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #      G to turn different noise into different images instead of one image per prompt
             q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
             z2 = torch.randn(q, z_dim, device=dev)
+            # ---- and, with keep, as many prompts from outside the data (blends of two of them), to be drawn as the
+            #      init model draws them with the same noise
+            k = real.shape[0] if G_init is not None else 0
+            z_keep, e_keep = torch.randn(k, z_dim, device=dev), (_blend_prompts(keep_table, k) if k else e[:0])
+            n, nq = real.shape[0], real.shape[0] + q
             with autocast():
-                out = G(torch.cat([z, z2]), torch.cat([e, e[:q]]))  # one forward pass (DDP-friendly)
-                fake, fake2 = out[: real.shape[0]], out[real.shape[0] :]
+                out = G(torch.cat([z, z2, z_keep]), torch.cat([e, e[:q], e_keep]))  # one forward pass (DDP-friendly)
+                fake, fake2, kept = out[:n], out[n:nq], out[nq:]
                 fake_in = diff_augment(fake.float(), policy)
                 loss_g = -D_plain(fake_in, e).float().mean()
                 if P is not None:  # class logits (same FeatureNet pass) only for the concept loss
@@ -409,6 +438,12 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     rec = torch.cat([torch.minimum(rec[:q], rec2), rec[q:]])
                 loss_rec = rec.mean()
                 loss_g = loss_g + cfg.recon * loss_rec
+            loss_keep = torch.zeros((), device=dev)
+            if k:
+                with torch.no_grad(), autocast():
+                    target = G_init(z_keep, e_keep)
+                loss_keep = (kept.float() - target.float()).abs().mean()
+                loss_g = loss_g + keep * loss_keep
             opt_g.zero_grad(set_to_none=True)
             acc.backward(loss_g)
             opt_g.step()
@@ -423,7 +458,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     p_ema.lerp_(p.detach(), 1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls,
+                                  loss_keep]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -435,7 +471,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "it_s": rate, "img_s": rate * cfg.batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "keep": mean[10], "it_s": rate, "img_s": rate * batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:
@@ -496,6 +532,12 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"concept_loss must be a number >= 0, got {cfg.concept_loss!r}")
     if cfg.concept_loss > 0 and not cfg.feature_critic:
         raise ValueError("concept_loss needs feature_critic: the FeatureNet that classifies the concepts")
+    if cfg.keep is not None and not (isinstance(cfg.keep, (int, float)) and math.isfinite(cfg.keep) and cfg.keep >= 0):
+        raise ValueError(f"keep must be a number >= 0, got {cfg.keep!r}")
+    if cfg.keep and not cfg.init:
+        raise ValueError("keep needs init: it holds the init model's images for prompts outside the data")
+    if cfg.keep_prompts is not None and not [p for p in cfg.keep_prompts if isinstance(p, str) and p.strip()]:
+        raise ValueError("keep_prompts is empty: give prompts, or leave it unset for the default sheet prompts")
     if cfg.upsample not in UPSAMPLE:
         raise ValueError(f"upsample must be one of {UPSAMPLE}, got {cfg.upsample!r}")
     if cfg.batch_size < 2:
@@ -540,6 +582,37 @@ def _concept_labels(data, data_dir: str, captions: list[str], net, net_path: str
         raise ValueError(f"concept_loss: none of the concepts in {data_dir} is one that {net_path} classifies; "
                          "train the feature network on this data (t2igan features --data ...)")
     return labels
+
+
+# fine-tuning's default keep weight: on 8 pictures of 4 new emoji, 300 steps, 30 learned them as closely as 10 with less
+# forgetting, and 100 learned them less (model card, "keep" pilot; benchmarks/fine_tune_keep.py)
+KEEP = 30.0
+KEEP_TOO_CLOSE = 0.85  # cosine of MiniLM sentence vectors: "a blue heart" vs "a red heart" is 0.78
+
+
+def _keep_weight(cfg: TrainConfig) -> float:
+    """The keep term's weight: as set, or by default KEEP for a fine-tune (init) and 0 for a new model."""
+    return float(cfg.keep) if cfg.keep is not None else (KEEP if cfg.init else 0.0)
+
+
+def _prompts_outside(encoder, prompts: list[str] | None, data_table: torch.Tensor):
+    """Prompts (default: the sheet's) that are not near-paraphrases (cosine >= KEEP_TOO_CLOSE) of the data's captions,
+    which a fine-tune is meant to change: (prompts, their sentence vectors, the prompts left out)."""
+    from .sheet import SHEET_PROMPTS
+
+    prompts = [p.strip() for p in (prompts or SHEET_PROMPTS) if isinstance(p, str) and p.strip()]
+    table = encoder.encode(prompts).float()
+    closest = torch.cat([(table @ chunk.float().T).amax(1, keepdim=True) for chunk in data_table.split(4096)], 1).amax(1)
+    far = (closest < KEEP_TOO_CLOSE).tolist()
+    return [p for p, f in zip(prompts, far) if f], table[torch.tensor(far)], [p for p, f in zip(prompts, far) if not f]
+
+
+def _blend_prompts(table: torch.Tensor, k: int) -> torch.Tensor:
+    """k unit vectors, each a random blend of two rows of `table`: the space between the prompts is held too."""
+    i, j = (torch.randint(len(table), (k,), device=table.device) for _ in range(2))
+    w = torch.rand(k, 1, device=table.device)
+    mixed = (1 - w) * table[i] + w * table[j]
+    return mixed / mixed.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
 def _check_finite(G, D, step: int) -> None:

@@ -86,7 +86,7 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
                          ["translation"], api_name="/train_start")
     assert "invalid model name" in msg
     msg = client.predict("my upload", [handle_file(str(z))], "tiny", "shapes-ft", 10, 4, 1e-4, 2e-4,
-                         ["translation", "cutout"], api_name="/train_start")
+                         ["translation", "cutout"], 5.0, api_name="/train_start")
     assert "training" in msg, msg
     again = client.predict("my upload", [handle_file(str(z))], "tiny", "second", 10, 4, 1e-4, 2e-4,
                            [], api_name="/train_start")
@@ -100,6 +100,7 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
         time.sleep(0.5)
     assert status["state"] == "completed", status
     assert status["step"] == 10 and status["events"] > 10 and status["last"]["g"] is not None
+    assert status["last"]["keep"] > 0, "the keep term (fine-tuning from a base) reached the trainer"
     images, text = gen(client, model="shapes-ft", n=2)
     assert len(images) == 2, text
     assert (app_env["weights"] / "shapes-ft" / "model_index.json").is_file()

@@ -165,6 +165,52 @@ def test_fine_tune_ema_rampup_or_full_decay(tmp_path, shapes, rampup, decay):
     assert moved > 0, "the fine-tuning step changed G"
 
 
+def test_keep_holds_what_the_init_draws_for_other_prompts(tmp_path, shapes):
+    """A fine-tune that learns the data fast (high lr) redraws everything; with keep, G's images for prompts outside
+    the data stay close to the init's, while its images for the data's own captions still change."""
+    from t2igan.pipeline import noise_for_seeds
+
+    train(cfg(tmp_path, shapes, steps=2))
+    others = ["a cup of hot coffee", "an airplane in the sky"]
+    fast = dict(init=str(tmp_path / "model"), steps=6, lr_g=5e-3, lr_d=5e-3, keep_prompts=others)
+    train(cfg(tmp_path / "free", shapes, keep=0.0, **fast))
+    train(cfg(tmp_path / "kept", shapes, keep=50.0, **fast))
+    pipes = {k: T2IGANPipeline.from_pretrained(p / "model") for k, p in
+             (("init", tmp_path), ("free", tmp_path / "free"), ("kept", tmp_path / "kept"))}
+
+    def moved(name: str, prompts: list[str]) -> float:
+        z = noise_for_seeds(list(range(4)), 16)
+        draw = lambda pipe: torch.cat([pipe([p] * 4, latents=z, output_type="pt").images for p in prompts])  # noqa: E731
+        return float((draw(pipes[name]) - draw(pipes["init"])).abs().mean())
+
+    assert moved("kept", others) < 0.3 * moved("free", others)
+    assert moved("kept", ["a red circle"]) > 0.2 * moved("free", ["a red circle"])
+
+
+def test_keep_prompts_near_the_data_are_left_out_and_bad_settings_named(tmp_path, shapes):
+    train(cfg(tmp_path, shapes, steps=2))
+    events, emit = collect()
+    train(cfg(tmp_path / "ft", shapes, init=str(tmp_path / "model"), steps=1, keep=1.0,
+              keep_prompts=["a red circle", "an airplane in the sky"]), progress=emit)
+    logged = [e["message"] for e in events if e["type"] == "log" and "holding" in e["message"]]
+    assert logged and "keep 1: holding 1 prompts" in logged[0]
+    assert "left out as too close to the data's captions: a red circle" in logged[0]
+    with pytest.raises(ValueError, match="every keep prompt is a near-paraphrase"):
+        train(cfg(tmp_path / "ft2", shapes, init=str(tmp_path / "model"), steps=1, keep=1.0, keep_prompts=["a blue square"]))
+    with pytest.raises(ValueError, match="keep needs init"):
+        train(cfg(tmp_path / "ft3", shapes, keep=1.0))
+    with pytest.raises(ValueError, match="keep must be a number >= 0"):
+        train(cfg(tmp_path / "ft4", shapes, init=str(tmp_path / "model"), keep=-1.0))
+
+
+def test_keep_is_on_by_default_for_fine_tunes_only():
+    from t2igan.train import KEEP, _keep_weight
+
+    assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64")) == KEEP > 0
+    assert _keep_weight(TrainConfig(data="d", out="o")) == 0
+    assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64", keep=0.0)) == 0
+
+
 def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
     full_events, emit = collect()
     train(cfg(tmp_path / "a", shapes, steps=4, checkpoint_every=100), progress=emit)
@@ -233,8 +279,9 @@ def test_train_from_zip_and_bad_config(tmp_path, shapes):
         train(cfg(tmp_path, shapes, steps=0))
     with pytest.raises(ValueError, match="unknown augmentation"):
         train(cfg(tmp_path, shapes, augment="flip"))
-    with pytest.raises(ValueError, match="larger than the dataset"):
-        train(cfg(tmp_path, shapes, batch_size=64))
+    events, emit = collect()  # a few pictures and the app's batch 16: every batch holds all of them
+    assert train(cfg(tmp_path / "few", shapes, batch_size=64, steps=1), progress=emit)["step"] == 1
+    assert any("batch size 64 is more than the 24 pairs of the data: using 24" in e.get("message", "") for e in events)
 
 
 def test_background_job_pause_resume_stop(tmp_path, shapes):
@@ -318,8 +365,10 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert not (tmp_path / "bad").exists()
     # with --init, wider generator widths grow the model (grow.py); narrower ones are an error, D's are ignored
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "8", "8", "8", "8"]) == 0
+                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "8", "8", "8", "8",
+                        "--keep", "5", "--keep-prompts", "an airplane in the sky | a red circle"]) == 0
     out = capsys.readouterr().out
+    assert "keep 5: holding 1 prompts" in out and "too close to the data's captions: a red circle" in out
     assert "generator widened [24, 16, 8, 8] -> [32, 24, 12, 12]" in out
     assert "d_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in out
     grown = T2IGANPipeline.from_pretrained(tmp_path / "ft")
