@@ -314,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "concept by the frozen feature network (0 = off)")
     t.add_argument("--keep", type=float, default=None, metavar="W",
                    help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
-                        "do not redraw everything else (L1 weight; default 30 with --init; 0 = off, e.g. to "
-                        "continue a long run on its own data)")
+                        "do not redraw everything else (L1 weight; default 30 with --init unless --resolution or "
+                        "--g-channels grows the model; 0 = off, e.g. to continue a long run on its own data)")
     t.add_argument("--keep-prompts", default=None,
                    help="those prompts, separated by '|' (default: the prompt sheet's 24)")
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,

@@ -79,7 +79,8 @@ class TrainConfig:
                                                 # (by the frozen FeatureNet) as their caption's concept (0 = off)
     keep: float | None = None                   # with init: L1 weight pulling G's images for prompts outside the data
                                                 # towards the init's (same noise), so a fine-tune on a few pictures
-                                                # does not redraw everything else; None: KEEP (30) with init, else 0
+                                                # does not redraw everything else; None: KEEP (30) with init unless the
+                                                # model is grown (resolution, g_channels), else 0
     keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
                                                 # data's captions are left out
     log_every: int = 10
@@ -165,6 +166,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
         init_pipe = T2IGANPipeline.from_pretrained(resolve_model(cfg.init))
         G, D = init_pipe.generator, init_pipe.discriminator
+        init_shape = (G.config.resolution, list(G.config.channels))
         if cfg.resolution and cfg.resolution != G.config.resolution:  # progressive training: add finer levels
             from .grow import deepen_to
 
@@ -181,6 +183,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             narrow, G = list(G.config.channels), widen_generator(G, cfg.g_channels, seed=cfg.seed)
             log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
         _report_ignored_architecture(cfg, G, D, log)
+        grown = (G.config.resolution, list(G.config.channels)) != init_shape
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id = cfg.encoder
@@ -188,9 +191,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
         D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
+        grown = False
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    keep = _keep_weight(cfg)
+    keep = _keep_weight(cfg, grown)
     G_init = G_ema if keep > 0 else None  # frozen: what the init model draws (copied before a resume loads G)
     if G_init is not None:
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -590,9 +594,10 @@ KEEP = 30.0
 KEEP_TOO_CLOSE = 0.85  # cosine of MiniLM sentence vectors: "a blue heart" vs "a red heart" is 0.78
 
 
-def _keep_weight(cfg: TrainConfig) -> float:
-    """The keep term's weight: as set, or by default KEEP for a fine-tune (init) and 0 for a new model."""
-    return float(cfg.keep) if cfg.keep is not None else (KEEP if cfg.init else 0.0)
+def _keep_weight(cfg: TrainConfig, grown: bool = False) -> float:
+    """The keep term's weight: as set, or by default KEEP for a fine-tune (init) and 0 for a new model or one grown
+    in resolution or width (growing is for learning more, not for holding what it drew)."""
+    return float(cfg.keep) if cfg.keep is not None else (KEEP if cfg.init and not grown else 0.0)
 
 
 def _prompts_outside(encoder, prompts: list[str] | None, data_table: torch.Tensor):

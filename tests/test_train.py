@@ -209,6 +209,8 @@ def test_keep_is_on_by_default_for_fine_tunes_only():
     assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64")) == KEEP > 0
     assert _keep_weight(TrainConfig(data="d", out="o")) == 0
     assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64", keep=0.0)) == 0
+    assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64"), grown=True) == 0  # growing is for learning more
+    assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64", keep=5.0), grown=True) == 5
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
@@ -391,7 +393,8 @@ def test_cli_progressive_training_grows_a_32px_model_to_64(tmp_path, shapes, cap
     grow = base + ["--init", str(tmp_path / "m32"), "--resolution", "64", "--out", str(tmp_path / "m64"),
                    "--run-dir", str(tmp_path / "r64")]
     assert main(grow) == 0
-    assert "model grown from 32 px to 64 px" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model grown from 32 px to 64 px" in out and "holding" not in out  # no keep by default for a grown model
     pipe = T2IGANPipeline.from_pretrained(tmp_path / "m64")
     assert pipe.generator.config.resolution == pipe.discriminator.config.resolution == 64
     assert pipe.generator.config.channels == [24, 16, 8, 8, 8] and pipe.discriminator.config.channels == [8, 8, 8, 16, 16]
