@@ -130,12 +130,18 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     batch = page.locator("#batch input[type=number]")
     batch.fill("4")
     batch.press("Enter")
+    keep = page.locator("#keep input[type=number]")
+    keep.fill("12")
+    keep.press("Enter")
     page.click("#train-start")
     page.wait_for_selector("#train-message :text('training')", timeout=30_000)
     page.wait_for_selector("#train-sample img", timeout=120_000)
     page.wait_for_function("() => document.querySelector('#train-status').innerText.match(/step [1-9]/)",
                            timeout=120_000)
     page.wait_for_selector("#loss-chart canvas, #loss-chart svg", timeout=60_000)
+    # the slider's keep weight reached the trainer (its log line names it)
+    page.wait_for_function("() => document.querySelector('#train-log textarea').value.includes('keep 12: holding')",
+                           timeout=30_000)
     page.wait_for_timeout(3000)
     page.screenshot(path=str(served["shots"] / "train.png"), full_page=True)
     # the same slider benchmark while the job trains in this app
