@@ -195,9 +195,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     keep = _keep_weight(cfg, grown)
-    G_init = G_ema if keep > 0 else None  # frozen: what the init model draws (copied before a resume loads G)
-    if G_init is not None:
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    # frozen: what the init model draws (copied before a resume loads G)
+    G_init = copy.deepcopy(G).eval().requires_grad_(False) if keep > 0 else None
     resolution = G.config.resolution
     # --------------------------------------------------------------------------------------------- data
     data, report = load_captioned_images(cfg.data, DataConfig(resolution=resolution, background=tuple(cfg.background),
@@ -607,8 +606,7 @@ def _prompts_outside(encoder, prompts: list[str] | None, data_table: torch.Tenso
 
     prompts = [p.strip() for p in (prompts or SHEET_PROMPTS) if isinstance(p, str) and p.strip()]
     table = encoder.encode(prompts).float()
-    closest = torch.cat([(table @ chunk.float().T).amax(1, keepdim=True) for chunk in data_table.split(4096)], 1).amax(1)
-    far = (closest < KEEP_TOO_CLOSE).tolist()
+    far = ((table @ data_table.float().T).amax(1) < KEEP_TOO_CLOSE).tolist()
     return [p for p, f in zip(prompts, far) if f], table[torch.tensor(far)], [p for p, f in zip(prompts, far) if not f]
 
 
