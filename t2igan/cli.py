@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--balance-by", default=None, metavar="FIELD",
+                   help="metadata field whose values are drawn equally often however many images share one "
+                        "(emoji: 'base', so skin-tone variants do not outweigh objects); default: each image equally")
     t.add_argument("--lr-g", type=float, default=None)
     t.add_argument("--lr-d", type=float, default=None)
     t.add_argument("--augment", default=None, help="DiffAugment policy, e.g. 'translation,cutout' or 'none'")

@@ -98,6 +98,8 @@ class DataConfig:
     max_files: int = 50_000                # zip entries (files, not dirs)
     max_total_bytes: int = 1 << 30         # zip, declared uncompressed
     max_ratio: float = 200.0               # zip, per member
+    group_by: str | None = None            # metadata field naming each image's group (emoji: 'base', every
+                                           # style and skin tone of one emoji): CaptionedImages.groups
 
     def __post_init__(self) -> None:
         if self.resolution < 1:
@@ -154,18 +156,23 @@ class DatasetError(ValueError):
 
 
 class CaptionedImages(torch.utils.data.Dataset):
-    """Images preloaded as one uint8 tensor [N,3,R,R]; captions[i] is a non-empty list[str]; files[i] the source name."""
+    """Images preloaded as one uint8 tensor [N,3,R,R]; captions[i] is a non-empty list[str]; files[i] the source name;
+    groups[i] the image's DataConfig.group_by value (None when not asked for)."""
 
-    def __init__(self, images: torch.Tensor, captions: list[list[str]], files: list[str]):
+    def __init__(self, images: torch.Tensor, captions: list[list[str]], files: list[str],
+                 groups: list[str] | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 [N,3,R,R], got {images.dtype} {tuple(images.shape)}")
         if not (len(images) == len(captions) == len(files)):
             raise ValueError("images, captions and files must have the same length")
         if any(not caps for caps in captions):
             raise ValueError("every image needs at least one caption")
+        if groups is not None and len(groups) != len(files):
+            raise ValueError("groups must have one entry per image")
         self.images = images
         self.captions = captions
         self.files = files
+        self.groups = groups
         self._fingerprint: str | None = None
 
     def __len__(self) -> int:
@@ -207,13 +214,18 @@ def load_captioned_images(path: str | os.PathLike, config: DataConfig | None = N
         base = _find_base(list(members))
         fmt, records, used = _read_captions(members, base, label, cfg, log)
         _report_unused(members, used, fmt, log)
-        images, captions, files = _load_pairs(records, members, cfg, log)
+        images, captions, files, groups = _load_pairs(records, members, cfg, log)
     if len(files) < cfg.min_pairs:
         first = "; ".join(str(s) for s in log.skipped[:5])
         raise DatasetError(
             f"{label}: only {len(files)} usable image-caption pair(s), need at least "
             f"{cfg.min_pairs}; {len(log.skipped)} skipped" + (f", e.g. {first}" if first else ""))
-    dataset = CaptionedImages(images, captions, files)
+    if cfg.group_by and fmt == "txt":
+        raise DatasetError(f"{label}: group_by {cfg.group_by!r} needs a metadata.jsonl or CSV with that field; "
+                           f"this dataset has .txt captions")
+    if cfg.group_by and not any(rec.group is not None for rec in records):
+        raise DatasetError(f"{label}: group_by {cfg.group_by!r}: no row of {fmt} has the field {cfg.group_by!r}")
+    dataset = CaptionedImages(images, captions, files, groups if cfg.group_by else None)
     report = DatasetReport(source=label, format=fmt, num_pairs=len(files),
                            num_captions=sum(len(c) for c in captions),
                            skipped=log.skipped, warnings=log.warnings)
@@ -426,6 +438,7 @@ class _Record:
     name: str
     captions: list[str]
     where: str          # where the captions came from, for messages
+    group: str | None = None
 
 
 def _ext(name: str) -> str:
@@ -458,7 +471,7 @@ def _read_captions(members: dict[str, _Member], base: str, label: str, cfg: Data
                                + (f" ({s.detail})" if s.detail else "")) from None
         rows = _parse_jsonl(text, meta.name, log) if fmt.endswith(".jsonl") \
             else _parse_csv(text, meta.name, label)
-        records = _resolve(rows, members, base, log)
+        records = _resolve(rows, members, base, log, cfg.group_by)
         return fmt, records, {meta.name, *(r.name for r in records)}
     records, used = _txt_records(members, log)
     if not used:
@@ -509,7 +522,7 @@ def _parse_csv(text: str, meta_name: str, label: str) -> list[tuple[dict, str]]:
         raise DatasetError(f"{label}: {meta_name} line {reader.line_num}: bad CSV ({e})") from None
 
 
-def _row_to_record(row: dict, where: str, base: str, log: _Log) -> _Record | None:
+def _row_to_record(row: dict, where: str, base: str, log: _Log, group_by: str | None = None) -> _Record | None:
     """Validate one metadata row's fields; returns None (and logs) when unusable."""
     for key in ("file_name", "text"):
         if row.get(key) is None:
@@ -531,17 +544,19 @@ def _row_to_record(row: dict, where: str, base: str, log: _Log) -> _Record | Non
     if name is None:
         log.skip(file_name, "missing file", f"{where}; hidden files and __MACOSX are ignored")
         return None
-    return _Record(base + name, captions, where)
+    group = row.get(group_by) if group_by else None
+    group = None if group is None or group == "" else str(group)
+    return _Record(base + name, captions, where, group)
 
 
 def _resolve(rows: list[tuple[dict, str]], members: dict[str, _Member], base: str,
-             log: _Log) -> list[_Record]:
+             log: _Log, group_by: str | None = None) -> list[_Record]:
     """Turn metadata rows into records for files that exist, once each."""
     lower = {n.lower(): n for n in members}
     first_seen: dict[str, str] = {}
     records = []
     for row, where in rows:
-        rec = _row_to_record(row, where, base, log)
+        rec = _row_to_record(row, where, base, log, group_by)
         if rec is None:
             continue
         if rec.name in first_seen:
@@ -612,10 +627,11 @@ def _clean_captions(raw: list[str], where: str, cfg: DataConfig, log: _Log) -> l
 # --------------------------------------------------------------------------
 
 def _load_pairs(records: list[_Record], members: dict[str, _Member], cfg: DataConfig,
-                log: _Log) -> tuple[torch.Tensor, list[list[str]], list[str]]:
-    """Clean captions and decode images; returns (uint8 [N,3,R,R], captions, files)."""
-    arrays, captions, files = [], [], []
-    upscaled = 0
+                log: _Log) -> tuple[torch.Tensor, list[list[str]], list[str], list[str]]:
+    """Clean captions and decode images; returns (uint8 [N,3,R,R], captions, files, groups). An image without a
+    group value is a group of its own."""
+    arrays, captions, files, groups = [], [], [], []
+    upscaled = ungrouped = 0
     with _pixel_limit(cfg.max_image_pixels):
         for rec in records:
             caps = _clean_captions(rec.captions, rec.where, cfg, log)
@@ -632,12 +648,16 @@ def _load_pairs(records: list[_Record], members: dict[str, _Member], cfg: DataCo
             arrays.append(arr)
             captions.append(caps)
             files.append(rec.name)
+            groups.append(rec.group if rec.group is not None else rec.name)
+            ungrouped += rec.group is None
+    if cfg.group_by and 0 < ungrouped < len(files):
+        log.warn(f"{ungrouped} image(s) have no field {cfg.group_by!r}: each is a group of its own")
     if upscaled:
         r = cfg.resolution
         log.warn(f"{upscaled} image(s) smaller than {r}x{r} were upscaled")
     r = cfg.resolution
     images = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty(0, 3, r, r, dtype=torch.uint8)
-    return images, captions, files
+    return images, captions, files, groups
 
 
 @contextmanager

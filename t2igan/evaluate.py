@@ -208,8 +208,8 @@ def frechet_distance(x, y) -> float:
     return frechet_distance_from_stats(*gaussian_stats(x), *gaussian_stats(y))
 
 
-def r_precision(image_emb: torch.Tensor, true_text: torch.Tensor, distractors: torch.Tensor) -> float:
-    """Fraction of images whose true caption scores strictly higher (cosine) than every distractor.
+def r_precision_hits(image_emb: torch.Tensor, true_text: torch.Tensor, distractors: torch.Tensor) -> torch.Tensor:
+    """Per image [N] (bool): its true caption scores strictly higher (cosine) than every distractor.
 
     image_emb [N, D], true_text [N, D], distractors [N, K, D] (all unit vectors, or they are normalised here).
     """
@@ -217,8 +217,22 @@ def r_precision(image_emb: torch.Tensor, true_text: torch.Tensor, distractors: t
     true = (img * F.normalize(true_text.float(), dim=-1)).sum(-1)
     other = torch.einsum("nd,nkd->nk", img, F.normalize(distractors.float(), dim=-1))
     if other.shape[1] == 0:
-        return 1.0
-    return float((true > other.max(1).values).float().mean())
+        return torch.ones(len(img), dtype=torch.bool)
+    return true > other.max(1).values
+
+
+def r_precision(image_emb: torch.Tensor, true_text: torch.Tensor, distractors: torch.Tensor) -> float:
+    """Fraction of images whose true caption scores strictly higher (cosine) than every distractor."""
+    return float(r_precision_hits(image_emb, true_text, distractors).float().mean())
+
+
+def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
+    """Mean per concept, then over concepts: every concept counts once, however many images it has (emoji: a
+    person with 5 skin tones × 2 styles weighs as much as an object with 2 styles)."""
+    per: dict[str, list[float]] = {}
+    for v, c in zip(values.float().tolist(), concepts):
+        per.setdefault(c, []).append(v)
+    return float(np.mean([np.mean(v) for v in per.values()]))
 
 
 def mean_pairwise_cosine_distance(features: torch.Tensor, centre: torch.Tensor | None = None) -> float:
@@ -392,8 +406,10 @@ class EvalContext:
         # real features and the references
         self.real_f, self.real_v = self.evaluator.encode(data.images[self.rows])
         self.centre = self.real_f.mean(0)
+        real_hits = r_precision_hits(self.real_v, self.true_text, self.distractors)
         self.refs: dict[str, float | int | None] = {
-            "r_precision_real": r_precision(self.real_v, self.true_text, self.distractors)}
+            "r_precision_real": float(real_hits.float().mean()),
+            "r_precision_concepts_real": mean_over_concepts(real_hits, self.concepts)}
         half = rng.permutation(len(self.rows))
         a, b = half[: len(half) // 2], half[len(half) // 2 : 2 * (len(half) // 2)]
         self.half_a, self.half_b = torch.as_tensor(a), torch.as_tensor(b)
@@ -455,7 +471,9 @@ class EvalContext:
         # N-matched with fd_real_halves: images generated for half A's captions vs the real images of half B
         out["fd_halves"] = (frechet_distance(gen_f[self.half_a], self.real_f[self.half_b])
                             if len(self.half_a) >= 2 else None)
-        out["r_precision"] = r_precision(gen_v, self.true_text, self.distractors)
+        hits = r_precision_hits(gen_v, self.true_text, self.distractors)
+        out["r_precision"] = float(hits.float().mean())
+        out["r_precision_concepts"] = mean_over_concepts(hits, self.concepts)
         div = []
         if self.groups and self.diversity_seeds >= 2:
             k = self.diversity_seeds
@@ -483,9 +501,10 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     same prompts, seeds, distractors and halves on every call, so two models (or two checkpoints) evaluated with the
     same arguments on the same device are directly comparable. Returns a flat JSON-able dict:
 
-    * model numbers: fd, fd_halves, r_precision, diversity, diversity_ratio;
+    * model numbers: fd, fd_halves, r_precision, r_precision_concepts (each concept counted once), diversity,
+      diversity_ratio;
     * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
-      fd_halves), r_precision_real (ceiling), r_precision_chance, diversity_real, diversity_real_any;
+      fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real, diversity_real_any;
     * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
       diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
@@ -579,6 +598,8 @@ def format_report(r: dict) -> str:
                 " same, blurred to 16 / 8 px" if r.get("fd_real_halves_blur16") is not None else "")),
             (f"R-precision ↑ (1 of {r['r_precision_candidates']})", num(r["r_precision"]),
              f"{num(r['r_precision_real'])} real images (ceiling) · {num(r['r_precision_chance'])} chance"),
+            ("R-precision per concept ↑ (each concept once)", num(r.get("r_precision_concepts")),
+             f"{num(r.get('r_precision_concepts_real'))} real images (ceiling)"),
             (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
              f"{num(r['diversity_real'])} same name, other vendor · {num(r['diversity_real_any'])} any two images"),
             ("Diversity ratio (≈1 good, ≪1 collapse)", num(r["diversity_ratio"], ".2f"), "")]

@@ -47,6 +47,8 @@ class TrainConfig:
     resume: bool = False                        # continue from run_dir's checkpoint
     steps: int = 2000                           # total steps of this run (including resumed ones)
     batch_size: int = 32
+    balance_by: str | None = None               # metadata field (emoji: 'base'): each of its values is drawn equally
+                                                # often, however many images share it (None: each image equally often)
     lr_g: float = 2e-4
     lr_d: float = 4e-4
     beta1: float = 0.0
@@ -108,17 +110,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "t2igan"
 
 
-class EpochPermutation(torch.utils.data.Sampler):
-    """A fresh shuffle per epoch, fixed by (seed, epoch): resuming at any step replays the same batches."""
+class EpochSampler(torch.utils.data.Sampler):
+    """A fresh shuffle per epoch, fixed by (seed, epoch): resuming at any step replays the same batches. With
+    `weights`, an epoch is n draws in proportion to them (with replacement) instead of a permutation."""
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None):
+        self.n, self.seed, self.epoch, self.weights = n, seed, 0, weights
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)).tolist())
+        rng = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is None:
+            return iter(torch.randperm(self.n, generator=rng).tolist())
+        return iter(torch.multinomial(self.weights, self.n, replacement=True, generator=rng).tolist())
 
     def __len__(self) -> int:
         return self.n
@@ -200,7 +206,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     resolution = G.config.resolution
     # --------------------------------------------------------------------------------------------- data
     data, report = load_captioned_images(cfg.data, DataConfig(resolution=resolution, background=tuple(cfg.background),
-                                                              min_pairs=cfg.min_pairs))
+                                                              min_pairs=cfg.min_pairs, group_by=cfg.balance_by))
     emit({"type": "dataset", "report": report.to_dict(), "summary": report.summary()}) if main else None
     captions = data.unique_captions()
     row_of = {c: i for i, c in enumerate(captions)}
@@ -258,7 +264,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                     group["lr"] = lr
     elif cfg.resume:
         log(f"no checkpoint in {run}: starting from step 0")
-    sampler = EpochPermutation(len(data), cfg.seed)
+    sampler = EpochSampler(len(data), cfg.seed, _balance_weights(data.groups, cfg.balance_by, log))
     batch_size = min(cfg.batch_size, len(data))  # a few pictures: every batch holds all of them
     if batch_size < cfg.batch_size:
         log(f"batch size {cfg.batch_size} is more than the {len(data)} pairs of the data: using {batch_size}")
@@ -591,6 +597,19 @@ def _concept_labels(data, data_dir: str, captions: list[str], net, net_path: str
 # forgetting, and 100 learned them less (model card, "keep" pilot; benchmarks/fine_tune_keep.py)
 KEEP = 30.0
 KEEP_TOO_CLOSE = 0.85  # cosine of MiniLM sentence vectors: "a blue heart" vs "a red heart" is 0.78
+
+
+def _balance_weights(groups: list[str] | None, field_name: str | None, log) -> torch.Tensor | None:
+    """Sampling weight per image, 1 / (images in its group): every group is drawn equally often (None: no groups)."""
+    if groups is None:
+        return None
+    count: dict[str, int] = {}
+    for g in groups:
+        count[g] = count.get(g, 0) + 1
+    sizes = sorted(count.values())
+    log(f"balanced by {field_name!r}: {len(count)} groups drawn equally often ({sizes[0]}–{sizes[-1]} images each, "
+        f"median {sizes[len(sizes) // 2]})")
+    return torch.tensor([1.0 / count[g] for g in groups], dtype=torch.double)
 
 
 def _keep_weight(cfg: TrainConfig, grown: bool = False) -> float:

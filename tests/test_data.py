@@ -600,3 +600,22 @@ def test_config_validation():
     with pytest.raises(ValueError, match="background"):
         DataConfig(background=(0, 0, 300))
     assert DataConfig(background=[1, 2, 3]).background == (1, 2, 3)
+
+
+def test_group_by_a_metadata_field(tmp_path):
+    root = tmp_path / "ds"
+    for i in range(4):
+        write(root / f"{i}.png", img_bytes())
+    rows = [{"file_name": "0.png", "text": "thumbs up", "base": "1F44D"},
+            {"file_name": "1.png", "text": "thumbs up: dark skin tone", "base": "1F44D"},
+            {"file_name": "2.png", "text": "a slice of pizza", "base": "1F355"},
+            {"file_name": "3.png", "text": "a rocket"}]
+    write(root / "metadata.jsonl", jsonl_lines(rows))
+    ds, rep = load_captioned_images(root, DataConfig(resolution=R, group_by="base"))
+    assert ds.groups == ["1F44D", "1F44D", "1F355", "3.png"]  # no value: a group of its own
+    assert rep.warnings == ["1 image(s) have no field 'base': each is a group of its own"]
+    assert load_captioned_images(root, CFG)[0].groups is None
+    with pytest.raises(DatasetError, match="group_by 'vendor': no row of metadata.jsonl has the field 'vendor'"):
+        load_captioned_images(root, DataConfig(resolution=R, group_by="vendor"))
+    with pytest.raises(DatasetError, match="group_by 'base' needs a metadata.jsonl or CSV"):
+        load_captioned_images(txt_folder(tmp_path, name="txt"), DataConfig(resolution=R, group_by="base"))

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from helpers import make_shapes_folder
 from t2igan.evaluate import (Evaluator, EvalContext, contrastive_loss, evaluate_model, format_report,
                              frechet_distance, frechet_distance_from_stats, load_evaluator,
-                             mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics, r_precision,
-                             sqrtm_psd, train_evaluator)
+                             mean_over_concepts, mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics,
+                             r_precision, sqrtm_psd, train_evaluator)
 
 TINY_EVAL = dict(resolution=32, widths=(8, 16, 16, 32))
 
@@ -81,6 +81,14 @@ def test_r_precision_matching_is_one_and_random_is_chance():
     assert abs(rp - 0.01) < 0.01  # chance is 1/100 (σ ≈ 0.002 here)
 
 
+def test_mean_over_concepts_counts_each_concept_once():
+    hits = torch.tensor([True] * 10 + [False, False])  # one emoji in 10 skin-tone images, two others in one each
+    concepts = ["person"] * 10 + ["pizza", "rocket"]
+    assert float(hits.float().mean()) == pytest.approx(10 / 12)
+    assert mean_over_concepts(hits, concepts) == pytest.approx(1 / 3)
+    assert mean_over_concepts(torch.tensor([0.5, 1.0, 0.0]), ["a", "a", "b"]) == pytest.approx(0.375)
+
+
 def test_mean_pairwise_cosine_distance():
     assert mean_pairwise_cosine_distance(torch.ones(4, 3)) == pytest.approx(0.0)
     assert mean_pairwise_cosine_distance(torch.eye(3)) == pytest.approx(1.0)
@@ -141,6 +149,10 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
     assert r["n"] == 24 and r["fd"] >= 0 and r["fd_other_split"] is not None and r["fd_real_halves_n"] == 12
     assert 0 <= r["r_precision"] <= 1 and 0 <= r["r_precision_real"] <= 1
     assert r["r_precision_chance"] == pytest.approx(1 / 23)
+    # shapes: every concept (key: the first caption) has 2 images, so the per-concept means equal the plain ones
+    assert r["r_precision_concepts"] == pytest.approx(r["r_precision"])
+    assert r["r_precision_concepts_real"] == pytest.approx(r["r_precision_real"])
+    assert "R-precision per concept" in format_report(r)
     assert r["diversity"] > 0 and r["diversity_ratio"] == pytest.approx(r["diversity"] / r["diversity_real"])
     assert "R-precision" in format_report(r)
     generate = pipeline_generate_fn(tiny_pipe)

@@ -213,6 +213,45 @@ def test_keep_is_on_by_default_for_fine_tunes_only():
     assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64", keep=5.0), grown=True) == 5
 
 
+def test_balanced_sampler_draws_every_group_equally_often():
+    from t2igan.train import EpochSampler, _balance_weights
+
+    groups = ["person"] * 10 + ["pizza", "rocket"]  # one emoji in 10 skin-tone/vendor images, two in one each
+    logs = []
+    sampler = EpochSampler(len(groups), seed=0, weights=_balance_weights(groups, "base", logs.append))
+    assert logs == ["balanced by 'base': 3 groups drawn equally often (1–10 images each, median 1)"]
+    drawn = []
+    for epoch in range(300):
+        sampler.set_epoch(epoch)
+        drawn += list(sampler)
+    share = {g: sum(groups[i] == g for i in drawn) / len(drawn) for g in set(groups)}
+    assert all(abs(v - 1 / 3) < 0.03 for v in share.values()), share  # unbalanced: person 0.83, others 0.08
+    sampler.set_epoch(7)
+    assert list(sampler) == list(sampler)  # fixed by (seed, epoch): a resume replays the same batches
+    assert sorted(EpochSampler(12, seed=0)) == list(range(12))  # no weights: a permutation per epoch
+    assert _balance_weights(None, None, logs.append) is None
+
+
+def test_train_balanced_by_a_metadata_field(tmp_path, shapes):
+    from t2igan.cli import main
+    from t2igan.data import DatasetError
+
+    lines = [json.loads(x) for x in (shapes / "metadata.jsonl").read_text().splitlines()]
+    for x in lines:
+        x["shape"] = x["file_name"].split("-")[1]
+    (shapes / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    events, emit = collect()
+    assert train(cfg(tmp_path, shapes, steps=2, balance_by="shape"), progress=emit)["step"] == 2
+    assert "balanced by 'shape': 3 groups drawn equally often (8–8 images each, median 8)" in \
+        [e.get("message") for e in events]
+    with pytest.raises(DatasetError, match="group_by 'colour': no row of metadata.jsonl has the field 'colour'"):
+        train(cfg(tmp_path / "b", shapes, steps=1, balance_by="colour"))
+    assert main(["train", "--data", str(shapes), "--out", str(tmp_path / "c"), "--run-dir", str(tmp_path / "run-c"),
+                 "--steps", "1", "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet",
+                 "--balance-by", "shape"]) == 0
+    assert json.loads((tmp_path / "run-c" / "config.json").read_text())["balance_by"] == "shape"
+
+
 def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
     full_events, emit = collect()
     train(cfg(tmp_path / "a", shapes, steps=4, checkpoint_every=100), progress=emit)
