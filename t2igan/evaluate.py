@@ -504,7 +504,8 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     * model numbers: fd, fd_halves, r_precision, r_precision_concepts (each concept counted once), diversity,
       diversity_ratio;
     * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
-      fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real, diversity_real_any;
+      fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real,
+      diversity_real_any;
     * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
       diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
