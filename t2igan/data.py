@@ -221,10 +221,10 @@ def load_captioned_images(path: str | os.PathLike, config: DataConfig | None = N
             f"{label}: only {len(files)} usable image-caption pair(s), need at least "
             f"{cfg.min_pairs}; {len(log.skipped)} skipped" + (f", e.g. {first}" if first else ""))
     if cfg.group_by and fmt == "txt":
-        raise DatasetError(f"{label}: group_by {cfg.group_by!r} needs a metadata.jsonl or CSV with that field; "
-                           f"this dataset has .txt captions")
+        raise DatasetError(f"{label}: grouping (balancing) images by the field {cfg.group_by!r} needs a metadata.jsonl "
+                           f"or CSV with that field; this dataset has .txt captions")
     if cfg.group_by and not any(rec.group is not None for rec in records):
-        raise DatasetError(f"{label}: group_by {cfg.group_by!r}: no row of {fmt} has the field {cfg.group_by!r}")
+        raise DatasetError(f"{label}: no row of {fmt} has the field {cfg.group_by!r} to group (balance) images by")
     dataset = CaptionedImages(images, captions, files, groups if cfg.group_by else None)
     report = DatasetReport(source=label, format=fmt, num_pairs=len(files),
                            num_captions=sum(len(c) for c in captions),

@@ -615,7 +615,7 @@ def test_group_by_a_metadata_field(tmp_path):
     assert ds.groups == ["1F44D", "1F44D", "1F355", "3.png"]  # no value: a group of its own
     assert rep.warnings == ["1 image(s) have no field 'base': each is a group of its own"]
     assert load_captioned_images(root, CFG)[0].groups is None
-    with pytest.raises(DatasetError, match="group_by 'vendor': no row of metadata.jsonl has the field 'vendor'"):
+    with pytest.raises(DatasetError, match="no row of metadata.jsonl has the field 'vendor' to group"):
         load_captioned_images(root, DataConfig(resolution=R, group_by="vendor"))
-    with pytest.raises(DatasetError, match="group_by 'base' needs a metadata.jsonl or CSV"):
+    with pytest.raises(DatasetError, match="grouping \\(balancing\\) images by the field 'base' needs a metadata.jsonl or CSV"):
         load_captioned_images(txt_folder(tmp_path, name="txt"), DataConfig(resolution=R, group_by="base"))

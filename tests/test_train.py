@@ -244,7 +244,7 @@ def test_train_balanced_by_a_metadata_field(tmp_path, shapes):
     assert train(cfg(tmp_path, shapes, steps=2, balance_by="shape"), progress=emit)["step"] == 2
     assert "balanced by 'shape': 3 groups drawn equally often (8–8 images each, median 8)" in \
         [e.get("message") for e in events]
-    with pytest.raises(DatasetError, match="group_by 'colour': no row of metadata.jsonl has the field 'colour'"):
+    with pytest.raises(DatasetError, match="no row of metadata.jsonl has the field 'colour' to group \\(balance\\) images by"):
         train(cfg(tmp_path / "b", shapes, steps=1, balance_by="colour"))
     assert main(["train", "--data", str(shapes), "--out", str(tmp_path / "c"), "--run-dir", str(tmp_path / "run-c"),
                  "--steps", "1", "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet",
