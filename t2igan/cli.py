@@ -209,7 +209,7 @@ def cmd_eval(args) -> int:
     result = evaluate_model(args.model, data_dir=args.data, split=args.split, evaluator=args.evaluator,
                             n_prompts=args.n, seed=args.seed, diversity_prompts=args.diversity_prompts,
                             diversity_seeds=args.diversity_seeds, truncation=args.truncation,
-                            device=args.device, threads=args.threads)
+                            device=args.device, threads=args.threads, by=args.by)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -374,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--truncation", type=float, default=1.0)
     ev.add_argument("--diversity-prompts", type=int, default=32)
     ev.add_argument("--diversity-seeds", type=int, default=8)
+    ev.add_argument("--by", default=None, metavar="FIELD",
+                    help="also R-precision per concept within each value of this metadata field (emoji: category)")
     ev.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     ev.add_argument("--device", default=None)
     ev.add_argument("--threads", type=int, default=None)

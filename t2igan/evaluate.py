@@ -235,6 +235,15 @@ def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
     return float(np.mean([np.mean(v) for v in per.values()]))
 
 
+def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence[str]) -> dict[str, dict]:
+    """Per value of a metadata field (emoji: category): {"r_precision": per-concept mean of `hits`, "concepts": n}."""
+    rows: dict[str, list[int]] = {}
+    for i, v in enumerate(values):
+        rows.setdefault(v, []).append(i)
+    return {v: {"r_precision": mean_over_concepts(hits[idx], [concepts[i] for i in idx]),
+                "concepts": len({concepts[i] for i in idx})} for v, idx in sorted(rows.items())}
+
+
 def mean_pairwise_cosine_distance(features: torch.Tensor, centre: torch.Tensor | None = None) -> float:
     """Mean of 1 − cos over all distinct pairs of rows (rows centred by `centre` first when given)."""
     x = features.double()
@@ -355,7 +364,7 @@ class EvalContext:
                  evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None,
                  seed: int = 0, diversity_prompts: int = 32, diversity_seeds: int = 8,
                  n_distractors: int = N_DISTRACTORS, text_encoder=None, device=None, other_split: bool = True,
-                 max_prompts: int = 1000):
+                 max_prompts: int = 1000, by: str | None = None):
         from .data import DataConfig, load_captioned_images
 
         t0 = time.perf_counter()
@@ -366,7 +375,7 @@ class EvalContext:
         folder, other = _resolve_split(data_dir, split)
         self.data_path = str(folder)
         res = self.evaluator.config.resolution
-        data, _ = load_captioned_images(folder, DataConfig(resolution=res, min_pairs=2))
+        data, _ = load_captioned_images(folder, DataConfig(resolution=res, min_pairs=2, group_by=by))
         concepts = concept_keys(data, folder)
         rng = np.random.RandomState(self.seed)
         n_all = len(data)
@@ -410,6 +419,12 @@ class EvalContext:
         self.refs: dict[str, float | int | None] = {
             "r_precision_real": float(real_hits.float().mean()),
             "r_precision_concepts_real": mean_over_concepts(real_hits, self.concepts)}
+        # --by FIELD: per-concept R-precision within each value of a metadata field (emoji: category)
+        self.by = by
+        self.by_values = [data.groups[i] if data.groups[i] != data.files[i] else f"(no {by})" for i in self.rows
+                          ] if by else None
+        if self.by_values:
+            self.refs["r_precision_by_real"] = r_precision_by(real_hits, self.concepts, self.by_values)
         half = rng.permutation(len(self.rows))
         a, b = half[: len(half) // 2], half[len(half) // 2 : 2 * (len(half) // 2)]
         self.half_a, self.half_b = torch.as_tensor(a), torch.as_tensor(b)
@@ -474,6 +489,9 @@ class EvalContext:
         hits = r_precision_hits(gen_v, self.true_text, self.distractors)
         out["r_precision"] = float(hits.float().mean())
         out["r_precision_concepts"] = mean_over_concepts(hits, self.concepts)
+        if self.by_values:
+            out["by"] = self.by
+            out["r_precision_by"] = r_precision_by(hits, self.concepts, self.by_values)
         div = []
         if self.groups and self.diversity_seeds >= 2:
             k = self.diversity_seeds
@@ -494,7 +512,8 @@ class EvalContext:
 def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
                    evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None, seed: int = 0,
                    diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float = 1.0,
-                   device: str | None = None, threads: int | None = None, text_encoder=None) -> dict:
+                   device: str | None = None, threads: int | None = None, text_encoder=None,
+                   by: str | None = None) -> dict:
     """Evaluate a model (name under weights/, folder, T2IGANPipeline, or generate(prompts, seeds) callable).
 
     Uses every image of the split up to 1000 (`n_prompts` to choose; subsampled deterministically by `seed`), the
@@ -506,6 +525,8 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
       fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real,
       diversity_real_any;
+    * with `by` (a metadata field, e.g. "category"): by, and r_precision_by / r_precision_by_real, {value:
+      {"r_precision": per-concept mean within the value, "concepts": n}}, to see where a model fails;
     * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
       diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
@@ -521,7 +542,7 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
         text_encoder = _shared_encoder(pipe, evaluator)
     ctx = EvalContext(data_dir, split, evaluator=evaluator, n_prompts=n_prompts, seed=seed,
                       diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
-                      text_encoder=text_encoder, device=pick_device(device))
+                      text_encoder=text_encoder, device=pick_device(device), by=by)
     result = {"model": name, "truncation": float(truncation), **ctx.run(generate)}
     result["total_s"] = time.perf_counter() - t0
     return result
@@ -609,6 +630,13 @@ def format_report(r: dict) -> str:
     w0, w1 = max(len(a) for a, _, _ in rows), max(len(b) for _, b, _ in rows)
     for a, b, c in rows:
         lines.append(f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip())
+    if r.get("r_precision_by"):
+        real = r.get("r_precision_by_real") or {}
+        lines += ["", f"R-precision per concept ↑ by {r['by']}: model · real images (ceiling) · concepts"]
+        w = max(len(v) for v in r["r_precision_by"])
+        for v, m in r["r_precision_by"].items():
+            lines.append(f"  {v:<{w}}  {num(m['r_precision'])}  {num(real.get(v, {}).get('r_precision'))}  "
+                         f"{m['concepts']:>4}")
     lines += ["", "FD is biased upward at small N: compare a model with the reference on its own row (equal N). "
                   f"{r.get('total_s', r['eval_s']):.1f} s."]
     return "\n".join(lines)

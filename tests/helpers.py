@@ -31,7 +31,7 @@ def make_shapes_folder(root: Path, copies: int = 2, size: int = 32) -> Path:
             for k in range(copies):
                 name = f"{color}-{shape}-{k}.png"
                 shape_image(color, shape, size, offset=k).save(root / name)
-                lines.append({"file_name": name, "text": [f"a {color} {shape}", f"{shape} in {color}"]})
+                lines.append({"file_name": name, "text": [f"a {color} {shape}", f"{shape} in {color}"], "shape": shape})
     (root / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return root
 

@@ -165,6 +165,25 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
     assert {k: v for k, v in q1.items() if k != "eval_s"} == {k: v for k, v in q2.items() if k != "eval_s"}
 
 
+def test_r_precision_by_a_metadata_field(tiny_pipe, tiny_evaluator, shapes, text_encoder):
+    from t2igan.data import DatasetError
+
+    kw = dict(data_dir=shapes, split="test", evaluator=tiny_evaluator[0], diversity_prompts=0,
+              text_encoder=text_encoder, device="cpu")
+    r = evaluate_model(tiny_pipe, by="shape", **kw)
+    assert r["by"] == "shape" and list(r["r_precision_by"]) == ["circle", "square", "triangle"]
+    for per in (r["r_precision_by"], r["r_precision_by_real"]):
+        assert all(v["concepts"] == 4 for v in per.values())  # 4 colours of each shape
+    # the values partition the concepts: their concept-weighted mean is the overall per-concept R-precision
+    for key, per in (("r_precision_concepts", r["r_precision_by"]),
+                     ("r_precision_concepts_real", r["r_precision_by_real"])):
+        assert sum(v["r_precision"] * v["concepts"] for v in per.values()) / 12 == pytest.approx(r[key])
+    assert "R-precision per concept ↑ by shape" in format_report(r) and "triangle" in format_report(r)
+    assert "r_precision_by" not in evaluate_model(tiny_pipe, **kw)
+    with pytest.raises(DatasetError, match="'colour'"):
+        evaluate_model(tiny_pipe, by="colour", **kw)
+
+
 def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weights_root, capsys):
     from t2igan.cli import main
 
@@ -178,6 +197,7 @@ def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weigh
     assert main(args + ["--json", "--split", "train", "--n", "10"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["split"] == "train" and line["n"] == 10 and line["fd"] >= 0 and "r_precision_real" in line
+    assert main(args + ["--by", "shape"]) == 0 and "by shape" in capsys.readouterr().out
     assert main(["eval", "tiny", "--data", str(shapes), "--evaluator", str(shapes / "none")]) == 1
     assert "no evaluator" in capsys.readouterr().err
 
