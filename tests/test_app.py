@@ -1,4 +1,5 @@
 """The launched app driven through gradio_client, as an API user would."""
+import json
 import time
 import zipfile
 
@@ -82,11 +83,15 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
             zf.write(p, p.name)
     report = client.predict("my upload", [handle_file(str(z))], "tiny", api_name="/check_data")
     assert "24 pairs ready" in report
+    report = client.predict("my upload", [handle_file(str(z))], "tiny", "shape", api_name="/check_data")
+    assert "balanced by 'shape': 3 groups" in report
+    report = client.predict("my upload", [handle_file(str(z))], "tiny", "colour", api_name="/check_data")
+    assert "⚠️" in report and "'colour'" in report
     msg = client.predict("my upload", [handle_file(str(z))], "tiny", "bad/name", 10, 4, 1e-4, 2e-4,
                          ["translation"], api_name="/train_start")
     assert "invalid model name" in msg
     msg = client.predict("my upload", [handle_file(str(z))], "tiny", "shapes-ft", 10, 4, 1e-4, 2e-4,
-                         ["translation", "cutout"], 5.0, api_name="/train_start")
+                         ["translation", "cutout"], 5.0, "shape", api_name="/train_start")
     assert "training" in msg, msg
     again = client.predict("my upload", [handle_file(str(z))], "tiny", "second", 10, 4, 1e-4, 2e-4,
                            [], api_name="/train_start")
@@ -101,6 +106,8 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
     assert status["state"] == "completed", status
     assert status["step"] == 10 and status["events"] > 10 and status["last"]["g"] is not None
     assert status["last"]["keep"] > 0, "the keep term (fine-tuning from a base) reached the trainer"
+    run_config = json.loads((app_env["root"] / "outputs" / "runs" / "shapes-ft" / "config.json").read_text())
+    assert run_config["balance_by"] == "shape"
     images, text = gen(client, model="shapes-ft", n=2)
     assert len(images) == 2, text
     assert (app_env["weights"] / "shapes-ft" / "model_index.json").is_file()

@@ -34,20 +34,24 @@ def resolve_data(studio: Studio, source: str, files) -> Path:
     return stage_uploads(paths, outputs_dir() / "uploads")
 
 
-def check_data(studio: Studio, source: str, files, base: str):
-    """Validate the data now and show the report (accepted pairs, skipped files and why)."""
+def check_data(studio: Studio, source: str, files, base: str, balance_by: str = ""):
+    """Validate the data now and show the report (accepted pairs, skipped files and why; the groups to balance)."""
     try:
         path = resolve_data(studio, source, files)
         resolution = 64
         if base and base != SCRATCH:
             resolution = studio.pipeline(base).generator.config.resolution
-        data, report = load_captioned_images(path, DataConfig(resolution=resolution))
-        return f"✅ **{report.num_pairs} pairs ready** ({report.format})\n\n```\n{report.summary()}\n```", str(path)
+        field = (balance_by or "").strip() or None
+        data, report = load_captioned_images(path, DataConfig(resolution=resolution, group_by=field))
+        groups = f", balanced by '{field}': {len(set(data.groups))} groups" if field else ""
+        return (f"✅ **{report.num_pairs} pairs ready** ({report.format}{groups})\n\n```\n{report.summary()}\n```",
+                str(path))
     except (DatasetError, UploadError, OSError, ValueError) as e:
         return f"⚠️ {e}", None
 
 
-def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP):
+def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP,
+          balance_by=""):
     """Start the background job (one per app); returns the status line."""
     try:
         name = check_name((name or "").strip())
@@ -64,7 +68,7 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
             data=str(data), out=str(weights_dir() / name), run_dir=str(outputs_dir() / "runs" / name),
             init=init, steps=int(steps), batch_size=int(batch_size),
             lr_g=float(lr_g), lr_d=float(lr_d), augment=",".join(augment) if augment else "none",
-            keep=float(keep or 0) if init else 0.0,
+            keep=float(keep or 0) if init else 0.0, balance_by=(balance_by or "").strip() or None,
             log_every=1, sample_every=max(5, int(steps) // 20), checkpoint_every=max(10, int(steps) // 5),
             min_pairs=4)
         studio.job = TrainingJob(config, threads=threads).start()
@@ -139,6 +143,8 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
                                        label="DiffAugment")
             keep = gr.Slider(0, 100, value=KEEP, step=1, elem_id="keep",
                              label="Keep what the base model draws for other prompts (0 = off; not from scratch)")
+            balance = gr.Textbox(label="Balance by (optional): a metadata field whose values are drawn equally often, "
+                                       "e.g. category", value="", elem_id="balance-by")
     staged = gr.State(None)
     with gr.Row():
         go = gr.Button("Start", variant="primary", elem_id="train-start")
@@ -154,8 +160,10 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
     known = gr.State(list_models())
 
-    check.click(lambda *a: check_data(studio, *a), [source, files, base], [report, staged], api_name="check_data")
-    go.click(lambda *a: start(studio, *a), [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep],
+    check.click(lambda *a: check_data(studio, *a), [source, files, base, balance], [report, staged],
+                api_name="check_data")
+    go.click(lambda *a: start(studio, *a),
+             [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance],
              message, api_name="train_start")
     pause.click(lambda: control(studio, "pause"), None, message, api_name="train_pause")
     resume.click(lambda: control(studio, "resume"), None, message, api_name="train_resume")
