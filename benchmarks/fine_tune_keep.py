@@ -104,6 +104,7 @@ def main() -> None:
     for w in args.keep:
         name = f"keep {w:g}"
         folder = out / f"keep-{w:g}"
+        shutil.rmtree(folder / "run", ignore_errors=True)  # a rerun measures a fresh fine-tune
         train(TrainConfig(data=str(out / "pictures"), init=args.base, out=str(folder / "model"), run_dir=str(folder / "run"),
                           steps=300, batch_size=16, lr_g=1e-4, lr_d=2e-4, keep=w, threads=args.threads,
                           sample_every=100, checkpoint_every=100))

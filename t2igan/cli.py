@@ -13,6 +13,45 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: $T2IGAN_THREADS or torch's)")
 
 
+def _whole(lo: int, hi: int | None = None):
+    """argparse type: a whole number in [lo, hi] (argparse names the flag in its error)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {v}")
+        return v
+    return parse
+
+
+def _prompt_list(text: str | None, flag: str) -> list[str] | None:
+    """'a|b|c' → ['a', 'b', 'c']; None when not given; an error when given but empty."""
+    if text is None:
+        return None
+    prompts = [p.strip() for p in text.split("|") if p.strip()]
+    if not prompts:
+        raise ValueError(f"{flag} holds no prompt: separate prompts with '|', e.g. \"a red apple|a cat face\"")
+    return prompts
+
+
+def _check_output(out: str, animated: bool = False) -> Path:
+    """Fail before generating when -o is a folder or not an image format PIL can write."""
+    from PIL import Image
+
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"-o {out} is a folder: give a file name, e.g. {path / 't2igan.png'}")
+    Image.init()
+    writable = sorted({ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE})
+    if path.suffix.lower() not in writable:
+        common = ".png, .jpg, .webp" + (", .gif" if animated else "")
+        raise ValueError(f"-o {out}: {path.suffix or 'no extension'} is not an image format; use {common}")
+    return path
+
+
 def _load(args):
     from .weights import load_pipeline
 
@@ -36,6 +75,7 @@ def _save(images, out: str, separate: bool, upscale: int, cols: int | None = Non
 def cmd_generate(args) -> int:
     if not 0 <= args.mix_weight <= 1:
         raise ValueError("--mix-weight must be between 0 and 1")
+    _check_output(args.output)
     pipe = _load(args)
     prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
     images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation).images
@@ -45,6 +85,9 @@ def cmd_generate(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
+    if args.prompt_b is None and args.seed_b in (None, args.seed_a):
+        raise ValueError("interpolate needs another end: a second prompt, or --seed-b other than --seed-a")
+    _check_output(args.output, animated=True)
     pipe = _load(args)
     frames = pipe.interpolate(args.prompt_a, args.prompt_b, seed_a=args.seed_a, seed_b=args.seed_b,
                               num_frames=args.frames, truncation=args.truncation).images
@@ -84,7 +127,7 @@ def cmd_info(args) -> int:
         info.update(model=None, note=str(e))
     for k, v in info.items():
         print(f"{k:>14}: {', '.join(v) if isinstance(v, list) else v}")
-    return 0
+    return 1 if args.model and info["model"] is None else 0  # an asked-for model that is not there is an error
 
 
 def cmd_bench(args) -> int:
@@ -107,11 +150,11 @@ def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    if args.prompts:
-        overrides["sample_prompts"] = [p.strip() for p in args.prompts.split("|") if p.strip()]
+    if args.prompts is not None:
+        overrides["sample_prompts"] = _prompt_list(args.prompts, "--prompts")
     overrides.pop("prompts", None)
-    if args.keep_prompts:
-        overrides["keep_prompts"] = [p.strip() for p in args.keep_prompts.split("|") if p.strip()]
+    if args.keep_prompts is not None:
+        overrides["keep_prompts"] = _prompt_list(args.keep_prompts, "--keep-prompts")
     config = TrainConfig(**overrides)
     stop = {"asked": False}
 
@@ -171,9 +214,9 @@ def cmd_export(args) -> int:
 def cmd_sheet(args) -> int:
     from .sheet import prompt_sheet
 
+    prompts = _prompt_list(args.prompts, "--prompts")
+    out = _check_output(args.output)
     pipe = _load(args)
-    prompts = [p.strip() for p in args.prompts.split("|") if p.strip()] if args.prompts else None
-    out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     prompt_sheet(pipe, prompts, seeds=tuple(args.seeds), truncation=args.truncation).save(out)
     print(out)
@@ -239,26 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="prompt → PNG (a grid, or one file per image with --separate)")
     g.add_argument("prompt")
-    g.add_argument("-n", type=int, default=1, help="images for the prompt")
-    g.add_argument("--seed", type=int, default=0, help="image k uses seed + k")
+    g.add_argument("-n", type=_whole(1, 256), default=1, help="images for the prompt")
+    g.add_argument("--seed", type=_whole(0), default=0, help="image k uses seed + k")
     g.add_argument("--truncation", type=float, default=1.0, help="noise scale: lower = more typical, less varied")
     g.add_argument("--mix", default=None, help="a second prompt to blend in")
     g.add_argument("--mix-weight", type=float, default=0.5, help="weight of --mix in the blend (0..1)")
     g.add_argument("-o", "--output", default="t2igan.png")
     g.add_argument("--separate", action="store_true", help="one file per image (out-00.png, ...)")
-    g.add_argument("--upscale", type=int, default=1, help="nearest-neighbour enlargement factor")
+    g.add_argument("--upscale", type=_whole(1, 32), default=1, help="nearest-neighbour enlargement factor (1-32)")
     _common(g)
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("interpolate", help="frames between two prompts and/or two seeds (PNG strip, GIF or WebP)")
     i.add_argument("prompt_a")
     i.add_argument("prompt_b", nargs="?", default=None)
-    i.add_argument("--seed-a", type=int, default=0)
-    i.add_argument("--seed-b", type=int, default=None)
-    i.add_argument("--frames", type=int, default=8)
+    i.add_argument("--seed-a", type=_whole(0), default=0)
+    i.add_argument("--seed-b", type=_whole(0), default=None)
+    i.add_argument("--frames", type=_whole(2, 256), default=8)
     i.add_argument("--truncation", type=float, default=1.0)
     i.add_argument("-o", "--output", default="interpolation.png")
-    i.add_argument("--upscale", type=int, default=1)
+    i.add_argument("--upscale", type=_whole(1, 32), default=1, help="nearest-neighbour enlargement factor (1-32)")
     _common(i)
     i.set_defaults(func=cmd_interpolate)
 
@@ -369,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default="data/emoji", help="dataset root with train/ and test/, or one image folder")
     ev.add_argument("--split", choices=["test", "train"], default="test", help="held-out concepts or (subsampled) train")
     ev.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
-    ev.add_argument("--n", type=int, default=None, help="images (= prompts) to evaluate (default: all, at most 1000)")
+    ev.add_argument("--n", type=_whole(2), default=None,
+                    help="images (= prompts) to evaluate (default: all, at most 1000)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--truncation", type=float, default=1.0)
     ev.add_argument("--diversity-prompts", type=int, default=32)
@@ -398,6 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_loading_bars() -> None:
+    """The command's own output only: no "Loading pipeline components / weights" bars from diffusers/transformers."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .text import EncoderNotAvailable
@@ -405,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     from .weights import NoModelError
 
     args = build_parser().parse_args(argv)
+    if args.command != "data":
+        _no_loading_bars()
     try:
         return args.func(args)
     except (NoModelError, EncoderNotAvailable, CheckpointError, TrainingDiverged, ValueError, OSError) as e:

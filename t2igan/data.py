@@ -526,6 +526,10 @@ def _row_to_record(row: dict, where: str, base: str, log: _Log, group_by: str | 
     """Validate one metadata row's fields; returns None (and logs) when unusable."""
     for key in ("file_name", "text"):
         if row.get(key) is None:
+            if key in row:  # CSV: a row shorter than the header; JSON: null
+                log.skip(where, f"no value for field '{key}'",
+                         "the row has fewer values than the header" if ".csv" in where else "it is null")
+                return None
             keys = ", ".join(str(k) for k in row if k is not None)
             log.skip(where, f"missing field '{key}'", f"found: {keys or 'nothing'}")
             return None

@@ -176,6 +176,8 @@ class T2IGANPipeline(DiffusionPipeline):
         """Frames that walk from (prompt_a, seed_a) to (prompt_b, seed_b); omit either end to hold it fixed."""
         n = _whole(num_frames, "num_frames", 2, MAX_IMAGES)
         truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        if prompt_b is None and (seed_b is None or seed_b == seed_a):
+            raise ValueError("interpolate needs another end: a second prompt, or a second seed other than the first")
         e_a = self.encode_prompt(prompt_a)[:1]
         e_b = self.encode_prompt(prompt_b)[:1] if prompt_b is not None else e_a
         z_a = noise_for_seeds([seed_a], self.generator.config.z_dim)

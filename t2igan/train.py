@@ -166,6 +166,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     log = (lambda msg: emit({"type": "log", "message": msg})) if main else (lambda msg: None)
     set_seed(cfg.seed + acc.process_index)
     run = cfg.run_path()
+    if not cfg.resume and (run / CHECKPOINT).is_file():  # never overwrite a run by accident
+        raise ValueError(f"{run} already holds a training run ({CHECKPOINT}): continue it with --resume "
+                         f"(resume=True), or train into another run folder (--run-dir)")
     # --------------------------------------------------------------------------------------------- models
     if cfg.init:
         from .weights import resolve_model
@@ -247,12 +250,18 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         state = load_checkpoint(run / CHECKPOINT)
         if state["data_fingerprint"] != data.fingerprint():
             log("warning: the data changed since this checkpoint was written; continuing with the new data")
-        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
-        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+        try:
+            G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
+            opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+            if P is not None and "P" in state:
+                P.load_state_dict(state["P"]), opt_p.load_state_dict(state["opt_p"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e).splitlines()[0])
+            raise CheckpointError(f"{run / CHECKPOINT} is from a different model than this run builds ({first}): "
+                                  f"resume it with its own settings (its config.json), or train into another "
+                                  f"--run-dir") from None
         step = int(state["step"])
-        if P is not None and "P" in state:
-            P.load_state_dict(state["P"]), opt_p.load_state_dict(state["opt_p"])
-        elif P is not None:
+        if P is not None and "P" not in state:
             log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
         _set_rng(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
         log(f"resumed from {run / CHECKPOINT} at step {step}")

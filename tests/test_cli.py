@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from t2igan.cli import main
@@ -34,10 +35,36 @@ def test_no_model_is_a_clear_error(weights_root, capsys):
 
 def test_bad_values_are_errors_not_tracebacks(tiny_pipe, weights_root, capsys):
     tiny_pipe.save_pretrained(weights_root / "tiny")
-    assert main(["generate", "a cat", "-n", "0"]) == 1
-    assert "between 1 and" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--truncation", "nan"]) == 1
+    assert "truncation" in capsys.readouterr().err
     assert main(["generate", "a cat", "--model", "nope"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_bad_arguments_name_the_flag_and_fail_before_generating(tiny_pipe, weights_root, tmp_path, capsys):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    for argv, message in [
+        (["generate", "a cat", "--upscale", "100000"], "argument --upscale: must be between 1 and 32, got 100000"),
+        (["generate", "a cat", "--seed", "-5"], "argument --seed: must be at least 0, got -5"),
+        (["interpolate", "a cat", "--frames", "1"], "argument --frames: must be between 2 and 256, got 1"),
+        (["eval", "tiny", "--n", "0"], "argument --n: must be at least 2, got 0"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err, argv
+    for argv, message in [
+        (["generate", "a cat", "-o", str(tmp_path)], "is a folder: give a file name"),
+        (["generate", "a cat", "-o", str(tmp_path / "x.txt2")], ".txt2 is not an image format"),
+        (["interpolate", "a cat", "--seed-b", "0"], "interpolate needs another end"),
+        (["sheet", "--prompts", "|||", "-o", str(tmp_path / "s.png")], "--prompts holds no prompt"),
+        (["info", "--model", "nope"], "not found"),
+    ]:
+        assert main(argv) == 1, argv
+        out = capsys.readouterr()
+        assert message in out.err + out.out, argv
+    assert list(tmp_path.iterdir()) == []  # nothing was written
 
 
 def test_info_and_console_script(tiny_pipe, weights_root, tmp_path):

@@ -136,6 +136,22 @@ def test_csv_missing_column_is_an_error(tmp_path):
         load_captioned_images(root, CFG)
 
 
+def test_csv_row_shorter_than_the_header_says_so(tmp_path):
+    root = tmp_path / "ds"
+    for i in range(3):
+        write(root / f"{i}.png", img_bytes())
+    write(root / "captions.csv", "file_name,text\n0.png,red\n1.png\n2.png,blue\n")
+    ds, rep = load_captioned_images(root, CFG)
+    assert ds.files == ["0.png", "2.png"]
+    assert [str(s) for s in rep.skipped] == [
+        "captions.csv line 3: no value for field 'text' (the row has fewer values than the header)",
+        "1.png: no caption (not listed in captions.csv)"]
+    ds, rep = load_captioned_images(_jsonl_folder(tmp_path / "j", '{"file_name": "0.png", "text": null}\n'
+                                                                   '{"file_name": "1.png", "text": "ok"}\n'
+                                                                   '{"file_name": "2.png", "text": "ok"}\n'), CFG)
+    assert str(rep.skipped[0]) == "metadata.jsonl line 1: no value for field 'text' (it is null)"
+
+
 def test_txt_beside_image_with_several_lines(tmp_path):
     root = txt_folder(tmp_path, n=3)
     write(root / "sub" / "cat.png", img_bytes(BLUE))

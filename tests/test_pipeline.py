@@ -60,6 +60,9 @@ def test_interpolate_endpoints(tiny_pipe):
     assert torch.allclose(frames[0], start, atol=1e-5) and torch.allclose(frames[-1], end, atol=1e-5)
     steps = (frames[1:] - frames[:-1]).abs().mean((1, 2, 3))
     assert (steps > 0).all()
+    for same_end in (dict(), dict(seed_a=3, seed_b=3)):  # a walk to where it starts is one still image
+        with pytest.raises(ValueError, match="another end"):
+            tiny_pipe.interpolate("a cat", **same_end)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -279,6 +279,19 @@ def test_resume_applies_this_runs_learning_rates(tmp_path, shapes):
     assert any("learning rate 0.0002 -> 0.0001" in e.get("message", "") for e in events)
 
 
+def test_a_run_folder_is_never_overwritten_and_a_mismatched_resume_is_one_line(tmp_path, shapes):
+    train(cfg(tmp_path, shapes, steps=2))
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    with pytest.raises(ValueError, match="already holds a training run.*--resume"):
+        train(cfg(tmp_path, shapes, steps=1))
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before  # the earlier run is untouched
+    wider = [c * 2 for c in TINY["g_channels"]]
+    with pytest.raises(CheckpointError, match="from a different model than this run builds \\(size mismatch") as e:
+        train(cfg(tmp_path, shapes, steps=3, resume=True, g_channels=wider))
+    assert "\n" not in str(e.value)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+
+
 def test_checkpoint_survives_crash_mid_write(tmp_path, monkeypatch):
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
