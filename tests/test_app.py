@@ -62,6 +62,8 @@ def test_interpolate(app_env):
                                                     api_name="/interpolate")
     assert len(frames) == 6 and gif.endswith(".gif")
     assert Image.open(gif).n_frames >= 6
+    frames, gif, status = app_env["client"].predict("a red circle", "", "tiny", 3, 3, 6, 0.8, api_name="/interpolate")
+    assert frames == [] and gif is None and "⚠️" in status and "another end" in status
 
 
 def test_bad_upload_is_reported(app_env, tmp_path):
