@@ -257,9 +257,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 P.load_state_dict(state["P"]), opt_p.load_state_dict(state["opt_p"])
         except (RuntimeError, ValueError, KeyError) as e:
             first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e).splitlines()[0])
-            raise CheckpointError(f"{run / CHECKPOINT} is from a different model than this run builds ({first}): "
-                                  f"resume it with its own settings (its config.json), or train into another "
-                                  f"--run-dir") from None
+            raise CheckpointError(f"{run / CHECKPOINT} is from a different model than this run builds "
+                                  f"({_changed_architecture(run, cfg) or first}): resume it with the settings it was "
+                                  f"started with, or train into another --run-dir") from None
         step = int(state["step"])
         if P is not None and "P" not in state:
             log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
@@ -606,6 +606,23 @@ def _concept_labels(data, data_dir: str, captions: list[str], net, net_path: str
 # forgetting, and 100 learned them less (model card, "keep" pilot; benchmarks/fine_tune_keep.py)
 KEEP = 30.0
 KEEP_TOO_CLOSE = 0.85  # cosine of MiniLM sentence vectors: "a blue heart" vs "a red heart" is 0.78
+
+
+def _changed_architecture(run: Path, cfg: TrainConfig) -> str:
+    """What a resumed run asks for differently from the run folder's config.json, in the model's shape."""
+    try:
+        saved = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    now = asdict(cfg)
+    keys = ("init", "resolution", "g_channels", "d_channels", "z_dim", "cond_dim", "encoder", "upsample")
+    changed = [f"{k} {saved.get(k)!r}, now {now[k]!r}" for k in keys
+               if k in saved and _plain(saved.get(k)) != _plain(now[k])]
+    return ("it was started with " + "; ".join(changed)) if changed else ""
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _balance_weights(groups: list[str] | None, field_name: str | None, log) -> torch.Tensor | None:

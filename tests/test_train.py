@@ -286,7 +286,8 @@ def test_a_run_folder_is_never_overwritten_and_a_mismatched_resume_is_one_line(t
         train(cfg(tmp_path, shapes, steps=1))
     assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before  # the earlier run is untouched
     wider = [c * 2 for c in TINY["g_channels"]]
-    with pytest.raises(CheckpointError, match="from a different model than this run builds \\(size mismatch") as e:
+    with pytest.raises(CheckpointError, match="from a different model than this run builds \\(it was started with "
+                                              "g_channels \\[32, 32, 16, 8\\], now \\[64, 64, 32, 16\\]\\)") as e:
         train(cfg(tmp_path, shapes, steps=3, resume=True, g_channels=wider))
     assert "\n" not in str(e.value)
     assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
