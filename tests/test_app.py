@@ -1,5 +1,6 @@
 """The launched app driven through gradio_client, as an API user would."""
 import json
+import shutil
 import time
 import zipfile
 
@@ -113,6 +114,10 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
     images, text = gen(client, model="shapes-ft", n=2)
     assert len(images) == 2, text
     assert (app_env["weights"] / "shapes-ft" / "model_index.json").is_file()
+    shutil.rmtree(app_env["weights"] / "shapes-ft")  # the model is gone, its run folder is not: never overwritten
+    msg = client.predict("my upload", [handle_file(str(z))], "tiny", "shapes-ft", 10, 4, 1e-4, 2e-4, [],
+                         api_name="/train_start")
+    assert "outputs/runs/shapes-ft holds an earlier training run" in msg
     assert not (app_env["weights"] / "tiny" / "README.md").exists()
 
 

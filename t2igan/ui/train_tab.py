@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
-from ..train import KEEP, TrainConfig
+from ..train import CHECKPOINT, KEEP, TrainConfig
 from ..uploads import UploadError, stage_uploads
 from ..weights import check_name, list_models, weights_dir
 from .state import Studio, outputs_dir
@@ -57,6 +57,8 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         name = check_name((name or "").strip())
         if (weights_dir() / name).exists():
             raise ValueError(f"a model named '{name}' already exists: choose another name")
+        if (outputs_dir() / "runs" / name / CHECKPOINT).exists():  # the trainer never overwrites a run
+            raise ValueError(f"outputs/runs/{name} holds an earlier training run of that name: choose another name")
         if active_job() is not None:
             raise JobError("a training job is already running: stop it before starting another")
         data = Path(staged) if staged and source == UPLOAD and Path(staged).exists() else resolve_data(studio, source, files)
