@@ -22,9 +22,9 @@ demo: setup
 	$(PY) app.py $(ARGS)
 
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	@{ command -v chromium && fc-list | grep -qi 'color emoji'; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) || \
-	  echo "chromium not installed: browser tests will be skipped"; }
+	  echo "chromium or its emoji font not installed: browser tests skip without chromium, screenshots show boxes for emoji"; }
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(ARGS)
