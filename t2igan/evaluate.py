@@ -226,22 +226,33 @@ def r_precision(image_emb: torch.Tensor, true_text: torch.Tensor, distractors: t
     return float(r_precision_hits(image_emb, true_text, distractors).float().mean())
 
 
-def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
-    """Mean per concept, then over concepts: every concept counts once, however many images it has (emoji: a
-    person with 5 skin tones × 2 styles weighs as much as an object with 2 styles)."""
+def per_concept_means(values: torch.Tensor, concepts: Sequence[str]) -> np.ndarray:
+    """The mean of `values` within each concept, one entry per concept."""
     per: dict[str, list[float]] = {}
     for v, c in zip(values.float().tolist(), concepts):
         per.setdefault(c, []).append(v)
-    return float(np.mean([np.mean(v) for v in per.values()]))
+    return np.array([np.mean(v) for v in per.values()])
+
+
+def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
+    """Mean per concept, then over concepts: every concept counts once, however many images it has (emoji: a
+    person with 5 skin tones × 2 styles weighs as much as an object with 2 styles)."""
+    return float(per_concept_means(values, concepts).mean())
 
 
 def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence[str]) -> dict[str, dict]:
-    """Per value of a metadata field (emoji: category): {"r_precision": per-concept mean of `hits`, "concepts": n}."""
+    """Per value of a metadata field (emoji: category): {"r_precision": per-concept mean of `hits`, "se": its
+    standard error over concepts, "concepts": n}. A category of 20 concepts reads ±0.1: without the error a single
+    draw looks like a gain or a loss that another seed takes back."""
     rows: dict[str, list[int]] = {}
     for i, v in enumerate(values):
         rows.setdefault(v, []).append(i)
-    return {v: {"r_precision": mean_over_concepts(hits[idx], [concepts[i] for i in idx]),
-                "concepts": len({concepts[i] for i in idx})} for v, idx in sorted(rows.items())}
+    out = {}
+    for v, idx in sorted(rows.items()):
+        per = per_concept_means(hits[idx], [concepts[i] for i in idx])
+        se = float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else None
+        out[v] = {"r_precision": float(per.mean()), "se": se, "concepts": len(per)}
+    return out
 
 
 def mean_pairwise_cosine_distance(features: torch.Tensor, centre: torch.Tensor | None = None) -> float:
@@ -526,7 +537,8 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
       fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real,
       diversity_real_any;
     * with `by` (a metadata field, e.g. "category"): by, and r_precision_by / r_precision_by_real, {value:
-      {"r_precision": per-concept mean within the value, "concepts": n}}, to see where a model fails;
+      {"r_precision": per-concept mean within the value, "se": its standard error, "concepts": n}}, to see where a
+      model fails;
     * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
       diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
@@ -632,10 +644,12 @@ def format_report(r: dict) -> str:
         lines.append(f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip())
     if r.get("r_precision_by"):
         real = r.get("r_precision_by_real") or {}
-        lines += ["", f"R-precision per concept ↑ by {r['by']}: model · real images (ceiling) · concepts"]
+        lines += ["", f"R-precision per concept ↑ by {r['by']}: model ± standard error · real images (ceiling) · concepts",
+                  "  (a difference within about two standard errors is noise: compare models on several --seed values)"]
         w = max(len(v) for v in r["r_precision_by"])
         for v, m in r["r_precision_by"].items():
-            lines.append(f"  {v:<{w}}  {num(m['r_precision'])}  {num(real.get(v, {}).get('r_precision'))}  "
+            se = "" if m.get("se") is None else f"±{m['se']:.3f}"
+            lines.append(f"  {v:<{w}}  {num(m['r_precision'])} {se:>6}  {num(real.get(v, {}).get('r_precision'))}  "
                          f"{m['concepts']:>4}")
     lines += ["", "FD is biased upward at small N: compare a model with the reference on its own row (equal N). "
                   f"{r.get('total_s', r['eval_s']):.1f} s."]

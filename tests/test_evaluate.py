@@ -9,7 +9,7 @@ from helpers import make_shapes_folder
 from t2igan.evaluate import (Evaluator, EvalContext, contrastive_loss, evaluate_model, format_report,
                              frechet_distance, frechet_distance_from_stats, load_evaluator,
                              mean_over_concepts, mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics,
-                             r_precision, sqrtm_psd, train_evaluator)
+                             r_precision, r_precision_by, sqrtm_psd, train_evaluator)
 
 TINY_EVAL = dict(resolution=32, widths=(8, 16, 16, 32))
 
@@ -163,6 +163,24 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
     assert set(q1) == {"eval_fd", "eval_fd_halves", "eval_fd_real_halves", "eval_r_precision", "eval_r_precision_real",
                        "eval_diversity_ratio", "eval_s"}
     assert {k: v for k, v in q1.items() if k != "eval_s"} == {k: v for k, v in q2.items() if k != "eval_s"}
+
+
+def test_r_precision_by_gives_each_value_its_standard_error_over_concepts():
+    # "a": concepts x (hits 1, 1 → 1.0), y (0 → 0.0), z (1, 0 → 0.5); "b": one concept, no error to give
+    hits = torch.tensor([1, 1, 0, 1, 0, 1])
+    concepts = ["x", "x", "y", "z", "z", "w"]
+    per = r_precision_by(hits, concepts, ["a", "a", "a", "a", "a", "b"])
+    assert per["a"]["r_precision"] == pytest.approx(0.5) and per["a"]["concepts"] == 3
+    assert per["a"]["se"] == pytest.approx(np.std([1.0, 0.0, 0.5], ddof=1) / np.sqrt(3))  # 0.289
+    assert per["b"] == {"r_precision": 1.0, "se": None, "concepts": 1}
+    report = format_report({"model": "m", "data": "d", "split": "test", "n": 6, "concepts": 4, "evaluator": "e",
+                            "seed": 0, "fd_real_halves_n": 3, "fd_n": 6, "fd": 1.0, "fd_halves": 2.0,
+                            "fd_real_halves": 1.5, "r_precision_candidates": 100, "r_precision": 0.6,
+                            "r_precision_real": 0.7, "r_precision_chance": 0.01, "diversity_seeds": 8,
+                            "diversity_prompts": 0, "diversity": None, "diversity_real": None,
+                            "diversity_real_any": None, "diversity_ratio": None, "eval_s": 1.0,
+                            "by": "category", "r_precision_by": per})
+    assert "0.500 ±0.289" in report and "standard error" in report
 
 
 def test_r_precision_by_a_metadata_field(tiny_pipe, tiny_evaluator, shapes, text_encoder):
