@@ -240,6 +240,12 @@ def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
     return float(per_concept_means(values, concepts).mean())
 
 
+def standard_error_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float | None:
+    """How far the per-concept mean would move with another draw of concepts and noise (None for one concept)."""
+    per = per_concept_means(values, concepts)
+    return float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else None
+
+
 def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence[str]) -> dict[str, dict]:
     """Per value of a metadata field (emoji: category): {"r_precision": per-concept mean of `hits`, "se": its
     standard error over concepts, "concepts": n}. A category of 20 concepts reads ±0.1: without the error a single
@@ -249,9 +255,9 @@ def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence
         rows.setdefault(v, []).append(i)
     out = {}
     for v, idx in sorted(rows.items()):
-        per = per_concept_means(hits[idx], [concepts[i] for i in idx])
-        se = float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else None
-        out[v] = {"r_precision": float(per.mean()), "se": se, "concepts": len(per)}
+        h, c = hits[idx], [concepts[i] for i in idx]
+        out[v] = {"r_precision": mean_over_concepts(h, c), "se": standard_error_over_concepts(h, c),
+                  "concepts": len(set(c))}
     return out
 
 
@@ -500,6 +506,7 @@ class EvalContext:
         hits = r_precision_hits(gen_v, self.true_text, self.distractors)
         out["r_precision"] = float(hits.float().mean())
         out["r_precision_concepts"] = mean_over_concepts(hits, self.concepts)
+        out["r_precision_concepts_se"] = standard_error_over_concepts(hits, self.concepts)
         if self.by_values:
             out["by"] = self.by
             out["r_precision_by"] = r_precision_by(hits, self.concepts, self.by_values)
@@ -534,7 +541,8 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     * model numbers: fd, fd_halves, r_precision, r_precision_concepts (each concept counted once), diversity,
       diversity_ratio;
     * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
-      fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real,
+      fd_halves), r_precision_real and r_precision_concepts_real (ceilings; r_precision_concepts_se the model's
+      standard error over concepts), r_precision_chance, diversity_real,
       diversity_real_any;
     * with `by` (a metadata field, e.g. "category"): by, and r_precision_by / r_precision_by_real, {value:
       {"r_precision": per-concept mean within the value, "se": its standard error, "concepts": n}}, to see where a
@@ -632,7 +640,8 @@ def format_report(r: dict) -> str:
                 " same, blurred to 16 / 8 px" if r.get("fd_real_halves_blur16") is not None else "")),
             (f"R-precision ↑ (1 of {r['r_precision_candidates']})", num(r["r_precision"]),
              f"{num(r['r_precision_real'])} real images (ceiling) · {num(r['r_precision_chance'])} chance"),
-            ("R-precision per concept ↑ (each concept once)", num(r.get("r_precision_concepts")),
+            ("R-precision per concept ↑ (each concept once)", num(r.get("r_precision_concepts"))
+             + ("" if r.get("r_precision_concepts_se") is None else f" ±{r['r_precision_concepts_se']:.3f}"),
              f"{num(r.get('r_precision_concepts_real'))} real images (ceiling)"),
             (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
              f"{num(r['diversity_real'])} same name, other vendor · {num(r['diversity_real_any'])} any two images"),

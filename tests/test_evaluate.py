@@ -197,6 +197,10 @@ def test_r_precision_by_a_metadata_field(tiny_pipe, tiny_evaluator, shapes, text
                      ("r_precision_concepts_real", r["r_precision_by_real"])):
         assert sum(v["r_precision"] * v["concepts"] for v in per.values()) / 12 == pytest.approx(r[key])
     assert "R-precision per concept ↑ by shape" in format_report(r) and "triangle" in format_report(r)
+    # 12 concepts: the overall per-concept figure carries its standard error too, beside the ceiling
+    se = r["r_precision_concepts_se"]
+    assert se is not None and 0 <= se <= 0.5 / np.sqrt(11) + 1e-9  # the largest spread of values in [0, 1]
+    assert f"{r['r_precision_concepts']:.3f} ±{se:.3f}" in format_report(r)
     assert "r_precision_by" not in evaluate_model(tiny_pipe, **kw)
     with pytest.raises(DatasetError, match="'colour'"):
         evaluate_model(tiny_pipe, by="colour", **kw)
