@@ -538,11 +538,10 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     same prompts, seeds, distractors and halves on every call, so two models (or two checkpoints) evaluated with the
     same arguments on the same device are directly comparable. Returns a flat JSON-able dict:
 
-    * model numbers: fd, fd_halves, r_precision, r_precision_concepts (each concept counted once), diversity,
-      diversity_ratio;
+    * model numbers: fd, fd_halves, r_precision, r_precision_concepts (each concept counted once) with
+      r_precision_concepts_se (its standard error over concepts), diversity, diversity_ratio;
     * references: fd_other_split (beside fd, same N), fd_real_halves (+ fd_real_halves_blur16/_blur8; beside
-      fd_halves), r_precision_real and r_precision_concepts_real (ceilings; r_precision_concepts_se the model's
-      standard error over concepts), r_precision_chance, diversity_real,
+      fd_halves), r_precision_real and r_precision_concepts_real (ceilings), r_precision_chance, diversity_real,
       diversity_real_any;
     * with `by` (a metadata field, e.g. "category"): by, and r_precision_by / r_precision_by_real, {value:
       {"r_precision": per-concept mean within the value, "se": its standard error, "concepts": n}}, to see where a
