@@ -240,10 +240,10 @@ def mean_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float:
     return float(per_concept_means(values, concepts).mean())
 
 
-def standard_error_over_concepts(values: torch.Tensor, concepts: Sequence[str]) -> float | None:
-    """How far the per-concept mean would move with another draw of concepts and noise (None for one concept)."""
-    per = per_concept_means(values, concepts)
-    return float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else None
+def standard_error(per_concept: np.ndarray) -> float | None:
+    """How far the mean of per-concept values would move with another draw of concepts and noise (None for one)."""
+    n = len(per_concept)
+    return float(per_concept.std(ddof=1) / np.sqrt(n)) if n > 1 else None
 
 
 def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence[str]) -> dict[str, dict]:
@@ -255,9 +255,8 @@ def r_precision_by(hits: torch.Tensor, concepts: Sequence[str], values: Sequence
         rows.setdefault(v, []).append(i)
     out = {}
     for v, idx in sorted(rows.items()):
-        h, c = hits[idx], [concepts[i] for i in idx]
-        out[v] = {"r_precision": mean_over_concepts(h, c), "se": standard_error_over_concepts(h, c),
-                  "concepts": len(set(c))}
+        per = per_concept_means(hits[idx], [concepts[i] for i in idx])
+        out[v] = {"r_precision": float(per.mean()), "se": standard_error(per), "concepts": len(per)}
     return out
 
 
@@ -505,8 +504,8 @@ class EvalContext:
                             if len(self.half_a) >= 2 else None)
         hits = r_precision_hits(gen_v, self.true_text, self.distractors)
         out["r_precision"] = float(hits.float().mean())
-        out["r_precision_concepts"] = mean_over_concepts(hits, self.concepts)
-        out["r_precision_concepts_se"] = standard_error_over_concepts(hits, self.concepts)
+        per = per_concept_means(hits, self.concepts)
+        out["r_precision_concepts"], out["r_precision_concepts_se"] = float(per.mean()), standard_error(per)
         if self.by_values:
             out["by"] = self.by
             out["r_precision_by"] = r_precision_by(hits, self.concepts, self.by_values)
@@ -623,6 +622,9 @@ def format_report(r: dict) -> str:
     def num(v, fmt=".3f"):
         return "n/a" if v is None else format(v, fmt)
 
+    def pm(se):  # a standard error beside its number
+        return "" if se is None else f"±{se:.3f}"
+
     lines = [f"t2igan eval: {r.get('model', '?')} on {r['data']} "
              f"({r['split']}: {r['n']} images, {r['concepts']} concepts)",
              f"evaluator: {r['evaluator']}   seed {r['seed']}   truncation {r.get('truncation', 1.0)}", ""]
@@ -639,8 +641,8 @@ def format_report(r: dict) -> str:
                 " same, blurred to 16 / 8 px" if r.get("fd_real_halves_blur16") is not None else "")),
             (f"R-precision ↑ (1 of {r['r_precision_candidates']})", num(r["r_precision"]),
              f"{num(r['r_precision_real'])} real images (ceiling) · {num(r['r_precision_chance'])} chance"),
-            ("R-precision per concept ↑ (each concept once)", num(r.get("r_precision_concepts"))
-             + ("" if r.get("r_precision_concepts_se") is None else f" ±{r['r_precision_concepts_se']:.3f}"),
+            ("R-precision per concept ↑ (each concept once)",
+             f"{num(r.get('r_precision_concepts'))} {pm(r.get('r_precision_concepts_se'))}".rstrip(),
              f"{num(r.get('r_precision_concepts_real'))} real images (ceiling)"),
             (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
              f"{num(r['diversity_real'])} same name, other vendor · {num(r['diversity_real_any'])} any two images"),
@@ -652,12 +654,13 @@ def format_report(r: dict) -> str:
         lines.append(f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip())
     if r.get("r_precision_by"):
         real = r.get("r_precision_by_real") or {}
-        lines += ["", f"R-precision per concept ↑ by {r['by']}: model ± standard error · real images (ceiling) · concepts",
+        lines += ["", f"R-precision per concept ↑ by {r['by']}: "
+                      "model ± standard error · real images (ceiling) · concepts",
                   "  (a difference within about two standard errors is noise: compare models on several --seed values)"]
         w = max(len(v) for v in r["r_precision_by"])
         for v, m in r["r_precision_by"].items():
-            se = "" if m.get("se") is None else f"±{m['se']:.3f}"
-            lines.append(f"  {v:<{w}}  {num(m['r_precision'])} {se:>6}  {num(real.get(v, {}).get('r_precision'))}  "
+            lines.append(f"  {v:<{w}}  {num(m['r_precision'])} {pm(m.get('se')):>6}  "
+                         f"{num(real.get(v, {}).get('r_precision'))}  "
                          f"{m['concepts']:>4}")
     lines += ["", "FD is biased upward at small N: compare a model with the reference on its own row (equal N). "
                   f"{r.get('total_s', r['eval_s']):.1f} s."]
