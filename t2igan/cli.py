@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 
@@ -165,7 +166,10 @@ def cmd_train(args) -> int:
         tqdm.write("stopping after this step (writing a checkpoint); press Ctrl-C again to abort at once")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+    # a terminal gets a live bar; a log file (nohup, CI) gets a plain line every `every_s` seconds instead of \r updates
+    live = sys.stderr.isatty()
+    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet or not live)
+    lines = {"every_s": args.progress_every, "last": time.monotonic()}
 
     def progress(event: dict) -> None:
         kind = event["type"]
@@ -175,6 +179,10 @@ def cmd_train(args) -> int:
         elif kind == "step":
             bar.update(event["step"] - bar.n)
             bar.set_postfix(D=f"{event['d']:.3f}", G=f"{event['g']:.3f}", gp=f"{event['penalty']:.3f}")
+            now = time.monotonic()
+            if not (live or args.quiet) and (now - lines["last"] >= lines["every_s"] or event["step"] == event["total"]):
+                lines["last"] = now
+                print(progress_line(event), file=sys.stderr, flush=True)
         elif kind == "dataset":
             tqdm.write(event["summary"])
         elif kind in ("log", "sample", "checkpoint", "exported"):
@@ -187,6 +195,14 @@ def cmd_train(args) -> int:
         signal.signal(signal.SIGINT, previous)
     print(f"{result['status']} at step {result['step']}; model: {result['out']}; run: {result['run_dir']}")
     return 0
+
+
+def progress_line(event: dict) -> str:
+    """One training 'step' event as a log line: where the run is, its losses, speed and time left."""
+    eta = event["eta_s"]
+    eta = f"{eta / 3600:.1f} h" if eta >= 5400 else f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s"
+    return (f"step {event['step']}/{event['total']}  D {event['d']:.3f}  G {event['g']:.3f}  gp {event['penalty']:.3f}  "
+            f"{event['it_s']:.2f} it/s ({event['img_s']:.0f} img/s)  {eta} left")
 
 
 def cmd_export(args) -> int:
@@ -374,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-data", default=None, help="dataset root with a test/ split, e.g. data/emoji")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--prompts", default=None, help="sample-grid prompts separated by '|'")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    t.add_argument("--progress-every", type=_whole(1), default=60, metavar="SECONDS",
+                   help="when the output is not a terminal (a log file): a progress line every SECONDS (default 60)")
     t.add_argument("--device", default=None)
     t.add_argument("--threads", type=int, default=None)
     t.set_defaults(func=cmd_train)

@@ -474,3 +474,22 @@ def test_two_process_run_with_accelerate(tmp_path, shapes):
     assert [s["step"] for s in stats] == [1, 2, 3], "one log line per step, written by rank 0 only"
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 3
     assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None
+
+
+def test_cli_train_writes_plain_progress_lines_to_a_log(tmp_path, shapes, capsys):
+    """Under nohup or CI the output is a file: progress lines, not a bar's \\r updates; --quiet silences them."""
+    from t2igan.cli import main, progress_line
+
+    base = ["train", "--data", str(shapes), "--steps", "3", "--batch-size", "4", "--resolution", "32",
+            "--precision", "fp32", "--log-every", "1"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--run-dir", str(tmp_path / "run-a")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    steps = [line for line in err.splitlines() if line.startswith("step ")]
+    assert steps[-1].startswith("step 3/3  D ") and "it/s" in steps[-1] and steps[-1].endswith(" left")
+    assert len(steps) == 1  # the default interval (60 s) is longer than this run: only the last step's line
+    assert main(base + ["--out", str(tmp_path / "b"), "--run-dir", str(tmp_path / "run-b"), "--quiet"]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    line = progress_line({"step": 5, "total": 10, "d": 1.0, "g": 2.0, "penalty": 0.01, "it_s": 0.5, "img_s": 16.0,
+                          "eta_s": 7200.0})
+    assert line == "step 5/10  D 1.000  G 2.000  gp 0.010  0.50 it/s (16 img/s)  2.0 h left"
