@@ -123,7 +123,7 @@ def cmd_info(args) -> int:
         index = json.loads((path / "model_index.json").read_text())
         gen = json.loads((path / "generator" / "config.json").read_text())
         info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
-                    resolution=gen.get("resolution"))
+                    resolution=gen.get("resolution"), default_truncation=index.get("default_truncation", 1.0))
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():
@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt")
     g.add_argument("-n", type=_whole(1, 256), default=1, help="images for the prompt")
     g.add_argument("--seed", type=_whole(0), default=0, help="image k uses seed + k")
-    g.add_argument("--truncation", type=float, default=1.0, help="noise scale: lower = more typical, less varied")
+    g.add_argument("--truncation", type=float, default=None,
+                   help="noise scale: lower = more typical, less varied (default: the model's, see `t2igan info`)")
     g.add_argument("--mix", default=None, help="a second prompt to blend in")
     g.add_argument("--mix-weight", type=float, default=0.5, help="weight of --mix in the blend (0..1)")
     g.add_argument("-o", "--output", default="t2igan.png")
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seed-a", type=_whole(0), default=0)
     i.add_argument("--seed-b", type=_whole(0), default=None)
     i.add_argument("--frames", type=_whole(2, 256), default=8)
-    i.add_argument("--truncation", type=float, default=1.0)
+    i.add_argument("--truncation", type=float, default=None, help="noise scale (default: the model's)")
     i.add_argument("-o", "--output", default="interpolation.png")
     i.add_argument("--upscale", type=_whole(1, 32), default=1, help="nearest-neighbour enlargement factor (1-32)")
     _common(i)
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("-o", "--output", default="prompt-sheet.png")
     sh.add_argument("--prompts", default=None, help="prompts separated by '|' (default: 24 across categories)")
     sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    sh.add_argument("--truncation", type=float, default=0.8)
+    sh.add_argument("--truncation", type=float, default=None, help="noise scale (default: the model's)")
     _common(sh)
     sh.set_defaults(func=cmd_sheet)
 

@@ -51,20 +51,24 @@ class T2IGANPipeline(DiffusionPipeline):
     Components: `generator` (the image network), `text_encoder` + `tokenizer` (transformers), and optionally the
     `discriminator`, kept so that fine-tuning starts from a trained critic. The text encoder is not copied into saved
     folders when it can be loaded by name (`text_encoder_id`, e.g. the bundled 'minilm'): a model folder stays small.
+    `default_truncation` is the noise scale this model draws with when a call gives none (stored in model_index.json,
+    so the app, the CLI and Python draw the same images for a model by default).
     """
 
     _optional_components = ["text_encoder", "tokenizer", "discriminator"]
 
     def __init__(self, generator: Generator, text_encoder=None, tokenizer=None,
-                 discriminator: Discriminator | None = None, text_encoder_id: str | None = DEFAULT_ENCODER):
+                 discriminator: Discriminator | None = None, text_encoder_id: str | None = DEFAULT_ENCODER,
+                 default_truncation: float = 1.0):
         super().__init__()
+        default_truncation = _finite(default_truncation, "default_truncation", 0.0, 4.0)
         if text_encoder is None or tokenizer is None:
             if not text_encoder_id:
                 raise ValueError("T2IGANPipeline needs a text encoder: pass text_encoder + tokenizer or text_encoder_id")
             text_encoder, tokenizer = load_encoder_parts(text_encoder_id)
         self.register_modules(generator=generator, text_encoder=text_encoder, tokenizer=tokenizer,
                               discriminator=discriminator)
-        self.register_to_config(text_encoder_id=text_encoder_id)
+        self.register_to_config(text_encoder_id=text_encoder_id, default_truncation=default_truncation)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self._text: TextEncoder | None = None
         dim = self.text.dim
@@ -130,17 +134,18 @@ class T2IGANPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def __call__(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
-                 seed: int | None = None, truncation: float = 1.0, variation: float = 0.0,
+                 seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
                  latents: torch.Tensor | None = None,
                  prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True):
         """Generate `num_images_per_prompt` images for each prompt.
 
-        `truncation` scales the noise: below 1 trades variety for typical, cleaner images. Same prompt, seed and
+        `truncation` scales the noise: below 1 trades variety for typical, cleaner images (None: the model's
+        `default_truncation`). Same prompt, seed and
         device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
         (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it).
         """
         n = _whole(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
-        truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        truncation = self._truncation(truncation)
         variation = _finite(variation, "variation", 0.0, 4.0)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
@@ -158,6 +163,12 @@ class T2IGANPipeline(DiffusionPipeline):
         images = self._render(latents * truncation, embeds)
         return self._output(images, output_type, return_dict)
 
+    def _truncation(self, truncation: float | None) -> float:
+        """The call's noise scale, or the model's default when the call gives none."""
+        if truncation is None:
+            truncation = self.config.get("default_truncation", 1.0)
+        return _finite(truncation, "truncation", 0.0, 4.0)
+
     def _render(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         dev = self.generator.device
         was_training = self.generator.training
@@ -172,10 +183,11 @@ class T2IGANPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def interpolate(self, prompt_a: Prompt, prompt_b: Prompt | None = None, seed_a: int = 0, seed_b: int | None = None,
-                    num_frames: int = 8, truncation: float = 1.0, output_type: str = "pil", return_dict: bool = True):
+                    num_frames: int = 8, truncation: float | None = None, output_type: str = "pil",
+                    return_dict: bool = True):
         """Frames that walk from (prompt_a, seed_a) to (prompt_b, seed_b); omit either end to hold it fixed."""
         n = _whole(num_frames, "num_frames", 2, MAX_IMAGES)
-        truncation = _finite(truncation, "truncation", 0.0, 4.0)
+        truncation = self._truncation(truncation)
         if prompt_b is None and (seed_b is None or seed_b == seed_a):
             raise ValueError("interpolate needs another end: a second prompt, or a second seed other than the first")
         e_a = self.encode_prompt(prompt_a)[:1]

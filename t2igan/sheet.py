@@ -19,7 +19,7 @@ SHEET_PROMPTS = [
 
 
 def prompt_sheet(pipe, prompts: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2, 3),
-                 truncation: float = 0.8, scale: int = 2, panels: int = 2) -> Image.Image:
+                 truncation: float | None = None, scale: int = 2, panels: int = 2) -> Image.Image:
     """Prompts as labelled rows (in `panels` side-by-side columns), one image per seed; crisp 2× enlargement."""
     prompts = prompts or SHEET_PROMPTS
     size = pipe.generator.config.resolution * scale

@@ -186,6 +186,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
+        default_truncation = init_pipe.config.get("default_truncation", 1.0)  # the export draws as the init did
         if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
             from .grow import widen_generator
 
@@ -195,7 +196,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         grown = (G.config.resolution, list(G.config.channels)) != init_shape
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
-        encoder_id = cfg.encoder
+        encoder_id, default_truncation = cfg.encoder, 1.0
         size = cfg.resolution or 64
         G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
@@ -315,7 +316,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 **({"P": P_plain.state_dict(), "opt_p": opt_p.state_dict()} if P is not None else {})})
             emit({"type": "checkpoint", "step": step, "path": str(run / CHECKPOINT)})
             # the exported model follows the checkpoints, so a long run always has a usable model folder
-            export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out)
+            export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out, default_truncation)
             emit({"type": "exported", "path": str(cfg.out), "step": step})
         acc.wait_for_everyone()
 
@@ -511,7 +512,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     if step > start_step and step % cfg.sample_every:
         sample()
     if main and not (Path(cfg.out) / "model_index.json").is_file():
-        export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out)
+        export(acc.unwrap_model(G), G_ema, D_plain, encoder, encoder_id, cfg.out, default_truncation)
         emit({"type": "exported", "path": str(cfg.out), "step": step})
     acc.wait_for_everyone()
     result = {"status": status, "step": step, "run_dir": str(run), "out": str(cfg.out)}
@@ -519,14 +520,17 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     return result
 
 
-def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id: str | None, out: str | os.PathLike):
-    """Write a pipeline folder (EMA generator for inference + the discriminator for later fine-tuning)."""
+def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id: str | None, out: str | os.PathLike,
+           default_truncation: float = 1.0):
+    """Write a pipeline folder (EMA generator for inference + the discriminator for later fine-tuning); a fine-tune
+    keeps its init's default truncation."""
     from .pipeline import T2IGANPipeline
 
     gen = copy.deepcopy(G).cpu()
     gen.load_state_dict(G_ema.state_dict())
     pipe = T2IGANPipeline(generator=gen.eval(), discriminator=copy.deepcopy(D).cpu().eval(),
-                          text_encoder=encoder.model, tokenizer=encoder.tokenizer, text_encoder_id=encoder_id)
+                          text_encoder=encoder.model, tokenizer=encoder.tokenizer, text_encoder_id=encoder_id,
+                          default_truncation=default_truncation)
     pipe.save_pretrained(out)
 
 

@@ -178,3 +178,18 @@ def test_model_card_hides_images_the_app_cannot_serve(tiny_pipe, tmp_path, monke
     assert "../../assets/sheet.png" not in text and "prompt sheet" in text  # a note instead of a broken image
     assert "![logo](https://example.org/logo.png)" in text                  # web images are left to the browser
     assert card("missing").startswith("⚠️")
+
+
+def test_truncation_sliders_start_at_the_models_default(tmp_path, monkeypatch, tiny_pipe):
+    """The app opens drawing as `t2igan generate` and `pipe(prompt)` do: at the default model's default_truncation."""
+    from t2igan import T2IGANPipeline
+    from t2igan.ui import build_app
+
+    monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("T2IGAN_OUTPUTS", str(tmp_path / "outputs"))
+    T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer,
+                   default_truncation=0.55).save_pretrained(tmp_path / "weights" / "tiny")
+    demo = build_app(device="cpu")
+    sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) in
+               ("Truncation (noise scale: lower = more typical)", "Truncation")]
+    assert len(sliders) == 2 and [s.value for s in sliders] == [0.55, 0.55]

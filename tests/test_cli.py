@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -101,3 +102,18 @@ def test_export_zip_and_onnx(tiny_pipe, weights_root, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     assert main(["export", "--onnx", "--model", "tiny", "-o", str(tmp_path / "g.onnx")]) == 0
     assert "max |diff|" in capsys.readouterr().out and (tmp_path / "g.onnx").stat().st_size > 0
+
+
+def test_generate_draws_at_the_models_default_truncation_and_info_shows_it(tiny_pipe, weights_root, tmp_path, capsys):
+    from t2igan import T2IGANPipeline
+
+    T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer,
+                   default_truncation=0.5).save_pretrained(weights_root / "tiny")
+    pixels = lambda name: np.asarray(Image.open(tmp_path / name))  # noqa: E731
+    for flags, name in (([], "default.png"), (["--truncation", "0.5"], "half.png"), (["--truncation", "1"], "one.png")):
+        assert main(["generate", "a red apple", "--seed", "3", "--separate", "-o", str(tmp_path / name)] + flags) == 0
+    assert np.array_equal(pixels("default.png"), pixels("half.png"))
+    assert not np.array_equal(pixels("default.png"), pixels("one.png"))
+    capsys.readouterr()
+    assert main(["info"]) == 0
+    assert "default_truncation: 0.5" in capsys.readouterr().out

@@ -182,3 +182,29 @@ def test_resaved_configs_do_not_record_where_they_were_loaded_from(tiny_pipe, tm
     T2IGANPipeline.from_pretrained(tmp_path / "a").save_pretrained(tmp_path / "b")
     for part in ("generator", "discriminator"):
         assert "_name_or_path" not in json.loads((tmp_path / "b" / part / "config.json").read_text())
+
+
+def test_default_truncation_is_the_models_and_travels_with_it(tiny_pipe, tmp_path):
+    """A call without `truncation` draws at the model's default_truncation (model_index.json), so the app, the CLI
+    and Python give the same images for a model; folders written before the field existed draw at 1.0."""
+    from t2igan.weights import default_truncation
+
+    draw = lambda p, **kw: p("a red apple", seed=3, output_type="pt", **kw).images  # noqa: E731
+    assert torch.equal(draw(tiny_pipe), draw(tiny_pipe, truncation=1.0))
+    pipe = T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder,
+                          tokenizer=tiny_pipe.tokenizer, default_truncation=0.5)
+    assert torch.equal(draw(pipe), draw(pipe, truncation=0.5)) and not torch.equal(draw(pipe), draw(pipe, truncation=1.0))
+    frames = lambda **kw: pipe.interpolate("a red apple", seed_b=4, num_frames=3, output_type="pt", **kw).images  # noqa: E731
+    assert torch.equal(frames(), frames(truncation=0.5))
+    pipe.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model_index.json").read_text())["default_truncation"] == 0.5
+    assert default_truncation(tmp_path / "m") == 0.5
+    assert torch.allclose(draw(T2IGANPipeline.from_pretrained(tmp_path / "m")), draw(pipe), atol=1e-6)
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    del index["default_truncation"]
+    (tmp_path / "m" / "model_index.json").write_text(json.dumps(index))
+    assert T2IGANPipeline.from_pretrained(tmp_path / "m").config.default_truncation == 1.0
+    assert default_truncation(tmp_path / "m") == 1.0 and default_truncation(tmp_path / "nothing-here") == 1.0
+    with pytest.raises(ValueError, match="default_truncation must be a number between 0.0 and 4.0, got -1"):
+        T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder,
+                       tokenizer=tiny_pipe.tokenizer, default_truncation=-1)

@@ -165,6 +165,18 @@ def test_fine_tune_ema_rampup_or_full_decay(tmp_path, shapes, rampup, decay):
     assert moved > 0, "the fine-tuning step changed G"
 
 
+def test_fine_tune_keeps_the_inits_default_truncation(tmp_path, shapes):
+    """A new model draws at truncation 1.0 by default; a fine-tune draws as its init did (model_index.json)."""
+    train(cfg(tmp_path, shapes, steps=1))
+    index_file = tmp_path / "model" / "model_index.json"
+    index = json.loads(index_file.read_text())
+    assert index["default_truncation"] == 1.0
+    index_file.write_text(json.dumps({**index, "default_truncation": 0.6}))
+    train(cfg(tmp_path / "fine-tune", shapes, init=str(tmp_path / "model"), steps=1))
+    exported = json.loads((tmp_path / "fine-tune" / "model" / "model_index.json").read_text())
+    assert exported["default_truncation"] == 0.6
+
+
 def test_keep_holds_what_the_init_draws_for_other_prompts(tmp_path, shapes):
     """A fine-tune that learns the data fast (high lr) redraws everything; with keep, G's images for prompts outside
     the data stay close to the init's, while its images for the data's own captions still change."""

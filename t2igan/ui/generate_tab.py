@@ -9,7 +9,7 @@ import torch
 
 from ..images import save_animation
 from ..text import EncoderNotAvailable
-from ..weights import NoModelError, list_models
+from ..weights import NoModelError, default_truncation, list_models
 from .state import Studio, outputs_dir
 
 EXAMPLES = ["grinning face", "a red apple", "a slice of pizza", "a happy yellow face", "red heart", "rocket",
@@ -58,6 +58,7 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
 def build(studio: Studio) -> dict:
     """Lay out the tab; returns the components other tabs update (the model dropdown)."""
     models = list_models()
+    truncation_default = default_truncation(models[0]) if models else 1.0  # the model's own (model_index.json)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt")
         model = gr.Dropdown(choices=models, value=models[0] if models else None, label="Model", scale=1,
@@ -68,7 +69,7 @@ def build(studio: Studio) -> dict:
         dice = gr.Button("Random seed", scale=0, elem_id="random-seed")
         n = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
     with gr.Row():
-        truncation = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation (noise scale: lower = more typical)",
+        truncation = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation (noise scale: lower = more typical)",
                                elem_id="truncation")
         variation = gr.Slider(0.0, 1.0, value=0.0, step=0.02,
                               label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
@@ -103,7 +104,7 @@ def build(studio: Studio) -> dict:
             seed_a = gr.Number(label="From seed", value=0, precision=0, minimum=0)
             seed_b = gr.Number(label="To seed (empty: same seed)", value=None, precision=0, minimum=0)
             frames = gr.Slider(2, 32, value=8, step=1, label="Frames")
-            trunc_i = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Truncation")
+            trunc_i = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation")
         go_i = gr.Button("Interpolate", elem_id="interpolate-btn")
         strip = gr.Gallery(label="Frames", columns=8, height="auto", format="png", elem_classes=["pixelated"],
                            elem_id="interp-frames")
