@@ -166,10 +166,11 @@ def cmd_train(args) -> int:
         tqdm.write("stopping after this step (writing a checkpoint); press Ctrl-C again to abort at once")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    # a terminal gets a live bar; a log file (nohup, CI) gets a plain line every `every_s` seconds instead of \r updates
+    # a terminal gets a live bar; a log file (nohup, CI) gets a plain line every --progress-every seconds instead of
+    # the bar's \r updates
     live = sys.stderr.isatty()
     bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet or not live)
-    lines = {"every_s": args.progress_every, "last": time.monotonic()}
+    last_line = {"at": time.monotonic()}
 
     def progress(event: dict) -> None:
         kind = event["type"]
@@ -180,8 +181,9 @@ def cmd_train(args) -> int:
             bar.update(event["step"] - bar.n)
             bar.set_postfix(D=f"{event['d']:.3f}", G=f"{event['g']:.3f}", gp=f"{event['penalty']:.3f}")
             now = time.monotonic()
-            if not (live or args.quiet) and (now - lines["last"] >= lines["every_s"] or event["step"] == event["total"]):
-                lines["last"] = now
+            due = now - last_line["at"] >= args.progress_every or event["step"] == event["total"]
+            if due and not (live or args.quiet):
+                last_line["at"] = now
                 print(progress_line(event), file=sys.stderr, flush=True)
         elif kind == "dataset":
             tqdm.write(event["summary"])
