@@ -265,12 +265,16 @@ def cmd_features(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate_model, format_report
+    from .evaluate import compare_models, evaluate_model, format_comparison, format_report
 
-    result = evaluate_model(args.model, data_dir=args.data, split=args.split, evaluator=args.evaluator,
-                            n_prompts=args.n, seed=args.seed, diversity_prompts=args.diversity_prompts,
-                            diversity_seeds=args.diversity_seeds, truncation=args.truncation,
-                            device=args.device, threads=args.threads, by=args.by)
+    common = dict(data_dir=args.data, split=args.split, evaluator=args.evaluator, n_prompts=args.n,
+                  diversity_prompts=args.diversity_prompts, diversity_seeds=args.diversity_seeds,
+                  truncation=args.truncation, device=args.device, threads=args.threads, by=args.by)
+    if len(args.model) > 1 or len(args.seed) > 1:  # models side by side, each metric per seed and its mean
+        result = compare_models(args.model or [None], seeds=args.seed, **common)
+        print(json.dumps(result) if args.json else format_comparison(result))
+        return 0
+    result = evaluate_model(args.model[0] if args.model else None, seed=args.seed[0], **common)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -429,13 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     ev = sub.add_parser("eval", help="offline metrics (FD, R-precision, diversity) against real held-out images")
-    ev.add_argument("model", nargs="?", default=None, help="model name under weights/ or a folder (default: shipped)")
+    ev.add_argument("model", nargs="*", default=[],
+                    help="model names under weights/ or folders (default: shipped); several: side by side")
     ev.add_argument("--data", default="data/emoji", help="dataset root with train/ and test/, or one image folder")
     ev.add_argument("--split", choices=["test", "train"], default="test", help="held-out concepts or (subsampled) train")
     ev.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
     ev.add_argument("--n", type=_whole(2), default=None,
                     help="images (= prompts) to evaluate (default: all, at most 1000)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=_whole(0), nargs="+", default=[0],
+                    help="images, captions and noise drawn with this seed; several (e.g. 0 1 2): each metric per "
+                         "seed and its mean")
     ev.add_argument("--truncation", type=float, default=1.0)
     ev.add_argument("--diversity-prompts", type=int, default=32)
     ev.add_argument("--diversity-seeds", type=int, default=8)

@@ -566,6 +566,101 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     return result
 
 
+# the numbers that describe the model (the rest of a result describes the data, the references or the run)
+MODEL_METRICS = ("fd", "fd_halves", "r_precision", "r_precision_concepts", "diversity", "diversity_ratio")
+REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precision_concepts_real", "diversity_real")
+
+
+def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = "data/emoji",
+                   split: str = "test", evaluator: str | os.PathLike | None = None, n_prompts: int | None = None,
+                   diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float = 1.0,
+                   device: str | None = None, threads: int | None = None, by: str | None = None) -> dict:
+    """`evaluate_model` for several models on several seeds: each seed is one set of images, captions, noise and
+    distractors that every model is measured on, so the models meet on equal terms; each metric comes per seed and
+    as the mean over seeds. A difference between two models that one seed shows and another does not is noise.
+
+    Returns {"seeds", "split", "data", "n", "concepts", "truncation", "references": {name: mean over seeds},
+    "models": [{"model", "mean": {metric: mean}, "per_seed": {metric: [one value per seed]}, "by": {value:
+    per-concept R-precision, mean over seeds} (with `by`), "runs": [the full result of each seed]}]}.
+    """
+    from .device import pick_device, set_threads
+
+    seeds = [int(x) for x in seeds]
+    if not models or not seeds:
+        raise ValueError("compare_models needs at least one model and one seed")
+    set_threads(threads)
+    _existing_evaluator(evaluator)
+    _resolve_split(data_dir, split)
+    loaded = [_as_generate_fn(m, truncation, device=device, threads=threads) for m in models]
+    labels = [str(m) if isinstance(m, (str, os.PathLike)) else Path(name).name for m, (_, name, _) in zip(models, loaded)]
+    text_encoder = next((enc for _, _, pipe in loaded if pipe is not None and hasattr(pipe, "text")
+                         for enc in [_shared_encoder(pipe, evaluator)] if enc is not None), None)
+    runs: list[list[dict]] = [[] for _ in models]
+    for seed in seeds:
+        ctx = EvalContext(data_dir, split, evaluator=evaluator, n_prompts=n_prompts, seed=seed,
+                          diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
+                          text_encoder=text_encoder, device=pick_device(device), by=by)
+        for (generate, name, _), model_runs in zip(loaded, runs):
+            model_runs.append({"model": name, "truncation": float(truncation), **ctx.run(generate)})
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    first = runs[0][0]
+    out = {"seeds": seeds, "split": split, "data": first["data"], "n": first["n"], "concepts": first["concepts"],
+           "truncation": float(truncation), "by": by,
+           "references": {k: mean([r.get(k) for r in runs[0]]) for k in REFERENCES}, "models": []}
+    for label, model_runs in zip(labels, runs):
+        per_seed = {k: [r.get(k) for r in model_runs] for k in MODEL_METRICS}
+        entry = {"model": label, "mean": {k: mean(v) for k, v in per_seed.items()}, "per_seed": per_seed,
+                 "runs": model_runs}
+        if by:
+            values = model_runs[0].get("r_precision_by") or {}
+            entry["by"] = {v: mean([(r.get("r_precision_by") or {}).get(v, {}).get("r_precision") for r in model_runs])
+                           for v in values}
+            entry["by_real"] = {v: mean([(r.get("r_precision_by_real") or {}).get(v, {}).get("r_precision")
+                                         for r in model_runs]) for v in values}
+        out["models"].append(entry)
+    return out
+
+
+def format_comparison(c: dict) -> str:
+    """The result of `compare_models` as a table: a column per model, each cell the mean over seeds and, in
+    brackets, the value of each seed."""
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    rows = [("FD ↓ all", "fd", ".2f"), ("FD ↓ halves", "fd_halves", ".2f"), ("R-precision ↑", "r_precision", ".3f"),
+            ("R-precision per concept ↑", "r_precision_concepts", ".3f"), ("Diversity ratio", "diversity_ratio", ".2f")]
+    seeds = ", ".join(map(str, c["seeds"]))
+    lines = [f"t2igan eval: {len(c['models'])} model(s) × seeds {seeds} on {c['data']} ({c['split']}: {c['n']} images, "
+             f"{c['concepts']} concepts; truncation {c['truncation']})",
+             "each cell: mean over seeds (each seed's value)", ""]
+    table = [["metric"] + [m["model"] for m in c["models"]]]
+    for label, key, fmt in rows:
+        table.append([label] + [f"{num(m['mean'][key], fmt)} ({' '.join(num(v, fmt) for v in m['per_seed'][key])})"
+                                for m in c["models"]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    ref = c["references"]
+    lines += ["", "references (real images, mean over seeds):",
+              f"  FD all: real other split vs real {c['split']} {num(ref['fd_other_split'], '.2f')} · FD halves: real "
+              f"half vs real half {num(ref['fd_real_halves'], '.2f')} (floor)",
+              f"  R-precision {num(ref['r_precision_real'], '.3f')}, per concept "
+              f"{num(ref['r_precision_concepts_real'], '.3f')} (ceilings)"]
+    if c.get("by"):
+        values = list(c["models"][0].get("by") or {})
+        w = max([len(v) for v in values] + [len(c["by"])])
+        lines += ["", f"R-precision per concept ↑ by {c['by']}, mean over seeds (real-image ceiling last):"]
+        names = [Path(m["model"]).name[-12:] for m in c["models"]]
+        lines.append(f"  {c['by']:<{w}}  " + "  ".join(f"{n:>12}" for n in names) + "  ceiling")
+        for v in values:
+            lines.append(f"  {v:<{w}}  " + "  ".join(f"{num(m['by'].get(v), '.3f'):>12}" for m in c["models"])
+                         + f"  {num(c['models'][0]['by_real'].get(v), '.3f'):>7}")
+    return "\n".join(lines)
+
+
 def _shared_encoder(pipe, evaluator):
     """The pipeline's own text encoder when it is the one the evaluator was trained with (saves loading it twice)."""
     try:

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import make_shapes_folder
-from t2igan.evaluate import (Evaluator, EvalContext, contrastive_loss, evaluate_model, format_report,
+from t2igan.evaluate import (Evaluator, EvalContext, compare_models, contrastive_loss, evaluate_model,
+                             format_comparison, format_report,
                              frechet_distance, frechet_distance_from_stats, load_evaluator,
                              mean_over_concepts, mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics,
                              r_precision, r_precision_by, sqrtm_psd, train_evaluator)
@@ -222,6 +223,52 @@ def test_eval_cli_prints_table_and_json(tiny_pipe, tiny_evaluator, shapes, weigh
     assert main(args + ["--by", "shape"]) == 0 and "by shape" in capsys.readouterr().out
     assert main(["eval", "tiny", "--data", str(shapes), "--evaluator", str(shapes / "none")]) == 1
     assert "no evaluator" in capsys.readouterr().err
+
+
+def test_compare_models_over_seeds_matches_single_evaluations(tiny_pipe, tiny_evaluator, shapes, text_encoder,
+                                                               weights_root, capsys):
+    """Models side by side on several seeds: each seed's numbers are exactly what evaluate_model gives for that seed,
+    the mean is their mean, and the CLI prints the table (several models or seeds) or JSON."""
+    from t2igan import Generator, T2IGANPipeline
+    from t2igan.cli import main
+
+    from conftest import TINY_G
+
+    torch.manual_seed(1)
+    other = T2IGANPipeline(generator=Generator(**TINY_G), text_encoder=tiny_pipe.text_encoder,
+                           tokenizer=tiny_pipe.tokenizer)
+    kw = dict(data_dir=shapes, split="test", evaluator=tiny_evaluator[0], diversity_prompts=3, diversity_seeds=2,
+              device="cpu", by="shape")
+    c = compare_models([tiny_pipe, other], seeds=[0, 5], **kw)
+    assert c["seeds"] == [0, 5] and [m["model"] for m in c["models"]] == ["T2IGANPipeline"] * 2
+    for model, entry in zip((tiny_pipe, other), c["models"]):
+        for i, seed in enumerate((0, 5)):
+            single = evaluate_model(model, seed=seed, text_encoder=text_encoder, **kw)
+            for key in ("fd", "fd_halves", "r_precision", "r_precision_concepts", "diversity_ratio"):
+                assert entry["per_seed"][key][i] == pytest.approx(single[key], abs=1e-6), (key, seed)
+        for key, values in entry["per_seed"].items():
+            assert entry["mean"][key] == pytest.approx(np.mean(values))
+        assert set(entry["by"]) == {"circle", "square", "triangle"}
+        assert entry["by"]["circle"] == pytest.approx(np.mean([r["r_precision_by"]["circle"]["r_precision"]
+                                                               for r in entry["runs"]]))
+    assert c["models"][0]["per_seed"]["fd"] != c["models"][1]["per_seed"]["fd"], "two different models"
+    table = format_comparison(c)
+    fd = c["models"][1]["per_seed"]["fd"]
+    assert "seeds 0, 5" in table and f"({fd[0]:.2f} {fd[1]:.2f})" in table and "by shape" in table
+
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    other.save_pretrained(weights_root / "other")
+    args = ["eval", "tiny", "other", "--data", str(shapes), "--evaluator", str(tiny_evaluator[0]),
+            "--diversity-prompts", "2", "--diversity-seeds", "2", "--device", "cpu", "--n", "8", "--seed", "0", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 model(s) × seeds 0, 1" in out and "tiny" in out and "other" in out
+    assert main(args + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [m["model"] for m in data["models"]] == ["tiny", "other"] and data["n"] == 8
+    with pytest.raises(SystemExit):
+        main(["eval", "tiny", "--seed", "0", "-1"])
+    assert "--seed: must be at least 0, got -1" in capsys.readouterr().err
 
 
 def test_evaluator_cli_trains_and_saves(shapes, tmp_path, capsys):
