@@ -592,9 +592,12 @@ def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir:
     _existing_evaluator(evaluator)
     _resolve_split(data_dir, split)
     loaded = [_as_generate_fn(m, truncation, device=device, threads=threads) for m in models]
-    labels = [str(m) if isinstance(m, (str, os.PathLike)) else Path(name).name for m, (_, name, _) in zip(models, loaded)]
-    text_encoder = next((enc for _, _, pipe in loaded if pipe is not None and hasattr(pipe, "text")
-                         for enc in [_shared_encoder(pipe, evaluator)] if enc is not None), None)
+    labels = [str(m) if isinstance(m, (str, os.PathLike)) else Path(name).name
+              for m, (_, name, _) in zip(models, loaded)]
+    text_encoder = None  # the evaluator's encoder, borrowed from a model that has it (else each context loads it)
+    for _, _, pipe in loaded:
+        if text_encoder is None and pipe is not None and hasattr(pipe, "text"):
+            text_encoder = _shared_encoder(pipe, evaluator)
     runs: list[list[dict]] = [[] for _ in models]
     for seed in seeds:
         ctx = EvalContext(data_dir, split, evaluator=evaluator, n_prompts=n_prompts, seed=seed,

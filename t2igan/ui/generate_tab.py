@@ -69,8 +69,8 @@ def build(studio: Studio) -> dict:
         dice = gr.Button("Random seed", scale=0, elem_id="random-seed")
         n = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
     with gr.Row():
-        truncation = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation (noise scale: lower = more typical)",
-                               elem_id="truncation")
+        truncation = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05,
+                               label="Truncation (noise scale: lower = more typical)", elem_id="truncation")
         variation = gr.Slider(0.0, 1.0, value=0.0, step=0.02,
                               label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
                               elem_id="variation")
