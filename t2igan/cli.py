@@ -127,7 +127,7 @@ def cmd_info(args) -> int:
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():
-        print(f"{k:>14}: {', '.join(v) if isinstance(v, list) else v}")
+        print(f"{k:>18}: {', '.join(v) if isinstance(v, list) else v}")
     return 1 if args.model and info["model"] is None else 0  # an asked-for model that is not there is an error
 
 
