@@ -112,7 +112,7 @@ def cmd_info(args) -> int:
 
     from . import __version__
     from .device import describe, pick_device, set_threads
-    from .weights import NoModelError, list_models, resolve_model, weights_dir
+    from .weights import NoModelError, default_truncation, list_models, resolve_model, weights_dir
 
     set_threads(args.threads)
     info = {"t2igan": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
@@ -123,7 +123,7 @@ def cmd_info(args) -> int:
         index = json.loads((path / "model_index.json").read_text())
         gen = json.loads((path / "generator" / "config.json").read_text())
         info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
-                    resolution=gen.get("resolution"), default_truncation=index.get("default_truncation", 1.0))
+                    resolution=gen.get("resolution"), default_truncation=default_truncation(path))
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():

@@ -548,20 +548,11 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
     * sizes and timings: n, concepts, fd_n, fd_real_halves_n, fd_other_split_n, r_precision_candidates,
       diversity_prompts, diversity_seeds, setup_s, eval_s, total_s.
     """
-    from .device import pick_device, set_threads
-
     t0 = time.perf_counter()
-    set_threads(threads)
-    if not isinstance(evaluator, Evaluator):
-        _existing_evaluator(evaluator)  # fail before loading the model
-    _resolve_split(data_dir, split)
-    generate, name, pipe = _as_generate_fn(pipe_or_path, truncation, device=device, threads=threads)
-    if text_encoder is None and pipe is not None and hasattr(pipe, "text"):
-        text_encoder = _shared_encoder(pipe, evaluator)
-    ctx = EvalContext(data_dir, split, evaluator=evaluator, n_prompts=n_prompts, seed=seed,
-                      diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
-                      text_encoder=text_encoder, device=pick_device(device), by=by)
-    result = {"model": name, "truncation": float(truncation), **ctx.run(generate)}
+    result = compare_models([pipe_or_path], seeds=[seed], data_dir=data_dir, split=split, evaluator=evaluator,
+                            n_prompts=n_prompts, diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
+                            truncation=truncation, device=device, threads=threads, text_encoder=text_encoder,
+                            by=by)["models"][0]["runs"][0]
     result["total_s"] = time.perf_counter() - t0
     return result
 
@@ -572,9 +563,10 @@ REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precisi
 
 
 def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = "data/emoji",
-                   split: str = "test", evaluator: str | os.PathLike | None = None, n_prompts: int | None = None,
-                   diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float = 1.0,
-                   device: str | None = None, threads: int | None = None, by: str | None = None) -> dict:
+                   split: str = "test", evaluator: str | os.PathLike | Evaluator | None = None,
+                   n_prompts: int | None = None, diversity_prompts: int = 32, diversity_seeds: int = 8,
+                   truncation: float = 1.0, device: str | None = None, threads: int | None = None,
+                   text_encoder=None, by: str | None = None) -> dict:
     """`evaluate_model` for several models on several seeds: each seed is one set of images, captions, noise and
     distractors that every model is measured on, so the models meet on equal terms; each metric comes per seed and
     as the mean over seeds. A difference between two models that one seed shows and another does not is noise.
@@ -589,13 +581,13 @@ def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir:
     if not models or not seeds:
         raise ValueError("compare_models needs at least one model and one seed")
     set_threads(threads)
-    _existing_evaluator(evaluator)
+    if not isinstance(evaluator, Evaluator):
+        _existing_evaluator(evaluator)  # fail before loading any model
     _resolve_split(data_dir, split)
     loaded = [_as_generate_fn(m, truncation, device=device, threads=threads) for m in models]
     labels = [str(m) if isinstance(m, (str, os.PathLike)) else Path(name).name
               for m, (_, name, _) in zip(models, loaded)]
-    text_encoder = None  # the evaluator's encoder, borrowed from a model that has it (else each context loads it)
-    for _, _, pipe in loaded:
+    for _, _, pipe in loaded:  # the evaluator's encoder, borrowed from a model that has it (else each context loads it)
         if text_encoder is None and pipe is not None and hasattr(pipe, "text"):
             text_encoder = _shared_encoder(pipe, evaluator)
     runs: list[list[dict]] = [[] for _ in models]
@@ -618,22 +610,22 @@ def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir:
         per_seed = {k: [r.get(k) for r in model_runs] for k in MODEL_METRICS}
         entry = {"model": label, "mean": {k: mean(v) for k, v in per_seed.items()}, "per_seed": per_seed,
                  "runs": model_runs}
-        if by:
-            values = model_runs[0].get("r_precision_by") or {}
-            entry["by"] = {v: mean([(r.get("r_precision_by") or {}).get(v, {}).get("r_precision") for r in model_runs])
-                           for v in values}
-            entry["by_real"] = {v: mean([(r.get("r_precision_by_real") or {}).get(v, {}).get("r_precision")
-                                         for r in model_runs]) for v in values}
+        for key, field in (("by", "r_precision_by"), ("by_real", "r_precision_by_real")) if by else ():
+            values = sorted({v for r in model_runs for v in r[field]})  # with --n, a seed may miss a rare value
+            entry[key] = {v: mean([r[field].get(v, {}).get("r_precision") for r in model_runs]) for v in values}
         out["models"].append(entry)
     return out
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    """A metric for a report ('n/a' where it was not measured)."""
+    return "n/a" if v is None else format(v, fmt)
 
 
 def format_comparison(c: dict) -> str:
     """The result of `compare_models` as a table: a column per model, each cell the mean over seeds and, in
     brackets, the value of each seed."""
-    def num(v, fmt):
-        return "n/a" if v is None else format(v, fmt)
-
+    num = _num
     rows = [("FD ↓ all", "fd", ".2f"), ("FD ↓ halves", "fd_halves", ".2f"), ("R-precision ↑", "r_precision", ".3f"),
             ("R-precision per concept ↑", "r_precision_concepts", ".3f"), ("Diversity ratio", "diversity_ratio", ".2f")]
     seeds = ", ".join(map(str, c["seeds"]))
@@ -717,8 +709,7 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
 
 def format_report(r: dict) -> str:
     """The result of `evaluate_model` as a readable table."""
-    def num(v, fmt=".3f"):
-        return "n/a" if v is None else format(v, fmt)
+    num = _num
 
     def pm(se):  # a standard error beside its number
         return "" if se is None else f"±{se:.3f}"
