@@ -143,7 +143,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from .device import resolve_precision, set_threads
+    from .device import allocator_hint, resolve_precision, set_threads
     from .pipeline import T2IGANPipeline
     from .text import TextEncoder
 
@@ -218,6 +218,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px, {precision}")
+    hint = allocator_hint(acc.device, cfg.batch_size)
+    log(hint) if hint else None
     policy = parse_policy(cfg.augment)
     P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
     if cfg.feature_critic:

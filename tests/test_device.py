@@ -61,3 +61,15 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert dev.resolve_precision("bf16", "cpu") == "bf16" and dev.resolve_precision("FP32", "cuda") == "fp32"
     with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, got 'fp16'"):
         dev.resolve_precision("fp16", "cpu")
+
+
+def test_allocator_hint_only_for_large_cpu_batches_under_glibc_malloc():
+    hint = dev.allocator_hint("cpu", 128, environ={}, platform="linux")
+    assert hint and "libtcmalloc_minimal.so.4" in hint and "batch 64" in hint
+    assert dev.allocator_hint("cpu", 32, environ={}, platform="linux") is None  # measured within noise at batch 32
+    assert dev.allocator_hint("cpu", 64, environ={}, platform="linux") == hint
+    assert dev.allocator_hint("meta", 128, environ={}, platform="linux") is None  # not the CPU
+    assert dev.allocator_hint("cpu", 128, environ={}, platform="darwin") is None  # not glibc
+    for env in ({"LD_PRELOAD": "libtcmalloc_minimal.so.4"}, {"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"},
+                {"MALLOC_MMAP_MAX_": "0"}):
+        assert dev.allocator_hint("cpu", 128, environ=env, platform="linux") is None, env
