@@ -351,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="model folder to export to, e.g. weights/my-model")
     t.add_argument("--run-dir", default=None, help="checkpoints, stats.jsonl and samples (default: runs/<name>)")
     t.add_argument("--init", default=None, help="fine-tune from this model (name under weights/ or folder)")
+    t.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
+                   help="new models: the text encoder, 'minilm' (default, bundled) or any transformers encoder by "
+                        "hub name or local folder, e.g. openai/clip-vit-base-patch32 (with --init: the init's)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
@@ -390,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,
                    help="with --init: the exported EMA generator keeps averaging from the init's weights at full decay "
                         "from step 0 (continuing a long run) instead of ramping up (new models, short fine-tunes)")
+    t.add_argument("--ema-decay", type=float, default=None,
+                   help="decay of the exported generator's moving average (default 0.999; lower follows G sooner)")
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--log-every", type=int, default=None)

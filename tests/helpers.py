@@ -36,6 +36,20 @@ def make_shapes_folder(root: Path, copies: int = 2, size: int = 32) -> Path:
     return root
 
 
+def save_tiny_clip(folder: Path) -> Path:
+    """A tiny random CLIP text model (24-d projection) with a BERT tokenizer, saved as a local encoder folder."""
+    from transformers import BertTokenizerFast, CLIPTextConfig, CLIPTextModelWithProjection
+
+    from t2igan.text import bundled_encoder_path
+
+    cfg = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, projection_dim=24, max_position_embeddings=64,
+                         pad_token_id=0, bos_token_id=101, eos_token_id=102)  # BERT's [CLS] / [SEP]: CLIP pools at [SEP]
+    CLIPTextModelWithProjection(cfg).save_pretrained(folder)
+    BertTokenizerFast.from_pretrained(bundled_encoder_path()).save_pretrained(folder)
+    return Path(folder)
+
+
 def free_port() -> int:
     import socket
 

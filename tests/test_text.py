@@ -62,16 +62,11 @@ def test_pooling_choice_by_model_type():
 
 def test_other_transformers_encoder_from_local_folder(tmp_path):
     """Any transformers encoder works from a folder: a tiny random CLIP text model, saved and loaded back."""
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizerFast, BertTokenizerFast
+    from helpers import save_tiny_clip
 
-    from t2igan.text import bundled_encoder_path
-
-    cfg = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, projection_dim=24, max_position_embeddings=64)
-    CLIPTextModelWithProjection(cfg).save_pretrained(tmp_path)
-    BertTokenizerFast.from_pretrained(bundled_encoder_path()).save_pretrained(tmp_path)
-    enc = TextEncoder.from_pretrained(tmp_path)
+    enc = TextEncoder.from_pretrained(save_tiny_clip(tmp_path))
     assert enc.pooling == "projected"
     e = enc.encode(["a cat", "a dog"])
     assert e.shape == (2, 24)
     assert torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert (e[0] - e[1]).abs().max() > 1e-3  # pooled at each prompt's end token, not one fixed position

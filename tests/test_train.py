@@ -449,6 +449,34 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert "widths can only grow" in capsys.readouterr().err
 
 
+def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, capsys):
+    """--encoder: a new model on any transformers encoder; one from a local folder travels inside the model folder."""
+    import shutil
+
+    from t2igan.cli import main
+
+    from helpers import save_tiny_clip
+
+    clip = save_tiny_clip(tmp_path / "clip")
+    base = ["train", "--data", str(shapes), "--steps", "2", "--batch-size", "4", "--resolution", "32",
+            "--precision", "fp32", "--quiet", "--ema-decay", "0.5"]
+    assert main(base + ["--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"), "--encoder", str(clip)]) == 0
+    shutil.rmtree(clip)  # the model must not need the folder it was trained from
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    assert pipe.text_encoder.config.model_type == "clip_text_model" and pipe.text.pooling == "projected"
+    assert pipe.generator.config.text_dim == 24 and (tmp_path / "m" / "text_encoder").is_dir()
+    a, b = (pipe("a red circle", seed=0, output_type="np").images, pipe("a blue square", seed=0, output_type="np").images)
+    assert a.shape == (1, 32, 32, 3) and (a != b).any()
+    # fine-tuning keeps the init's encoder and says so when another is asked for
+    assert main(base + ["--out", str(tmp_path / "f"), "--run-dir", str(tmp_path / "run-f"), "--init", str(tmp_path / "m"),
+                        "--encoder", "minilm-other", "--keep", "0"]) == 0
+    assert "encoder minilm-other ignored" in capsys.readouterr().out
+    assert T2IGANPipeline.from_pretrained(tmp_path / "f").generator.config.text_dim == 24
+    # the EMA decay is checked before anything is written
+    assert main(base[:-2] + ["--ema-decay", "1.0", "--out", str(tmp_path / "bad"), "--run-dir", str(tmp_path / "rb")]) == 1
+    assert "ema_decay must be a number from 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_cli_progressive_training_grows_a_32px_model_to_64(tmp_path, shapes, capsys):
     from t2igan.cli import main
 
