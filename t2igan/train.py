@@ -145,7 +145,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
     from .device import allocator_hint, resolve_precision, set_threads
     from .pipeline import T2IGANPipeline
-    from .text import ENCODER_ALIASES, TextEncoder
+    from .text import DEFAULT_ENCODER, ENCODER_ALIASES, TextEncoder
 
     emit = progress or (lambda event: None)
     should_stop = should_stop or (lambda: False)
@@ -186,8 +186,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
         encoder = init_pipe.text
         encoder_id = init_pipe.config.text_encoder_id
-        if cfg.encoder not in ("minilm", encoder_id):
-            log(f"encoder {cfg.encoder} ignored: fine-tuning keeps the text encoder of {cfg.init} ({encoder_id})")
+        if cfg.encoder not in (DEFAULT_ENCODER, encoder_id):
+            log(f"encoder {cfg.encoder} ignored: fine-tuning keeps the text encoder of {cfg.init} "
+                f"({encoder_id or 'stored in its folder'})")
         default_truncation = init_pipe.config.get("default_truncation", 1.0)  # the export draws as the init did
         if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
             from .grow import widen_generator
