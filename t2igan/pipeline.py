@@ -14,7 +14,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 
 from .models import Discriminator, Generator
-from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts
+from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts, portable_encoder_id
 
 MAX_IMAGES = 256          # per call: keeps one request from exhausting memory
 MAX_PROMPT_CHARS = 2000   # longer prompts are cut; the tokenizer keeps far fewer tokens anyway
@@ -68,7 +68,8 @@ class T2IGANPipeline(DiffusionPipeline):
             text_encoder, tokenizer = load_encoder_parts(text_encoder_id)
         self.register_modules(generator=generator, text_encoder=text_encoder, tokenizer=tokenizer,
                               discriminator=discriminator)
-        self.register_to_config(text_encoder_id=text_encoder_id, default_truncation=default_truncation)
+        self.register_to_config(text_encoder_id=portable_encoder_id(text_encoder_id),
+                                default_truncation=default_truncation)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self._text: TextEncoder | None = None
         dim = self.text.dim
@@ -203,7 +204,8 @@ class T2IGANPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, include_text_encoder: bool | None = None, **kwargs):
         """Write a model folder atomically (model_index.json + component folders, safetensors only).
 
-        The text encoder is stored by name (`text_encoder_id`) unless `include_text_encoder` or the pipeline has no id.
+        The text encoder is stored by name (`text_encoder_id`) unless `include_text_encoder` or the pipeline has no id
+        (as when its encoder came from a local folder).
         """
         include = include_text_encoder if include_text_encoder is not None else not self.config.text_encoder_id
         target = Path(save_directory)

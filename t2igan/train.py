@@ -145,7 +145,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
     from .device import allocator_hint, resolve_precision, set_threads
     from .pipeline import T2IGANPipeline
-    from .text import DEFAULT_ENCODER, ENCODER_ALIASES, TextEncoder
+    from .text import DEFAULT_ENCODER, TextEncoder
 
     emit = progress or (lambda event: None)
     should_stop = should_stop or (lambda: False)
@@ -199,10 +199,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         grown = (G.config.resolution, list(G.config.channels)) != init_shape
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
-        # an encoder from a local folder is stored in the model folder (the folder may not exist where the model goes);
-        # the bundled one and hub names are stored by name
-        local = cfg.encoder.lower() not in ENCODER_ALIASES and Path(cfg.encoder).is_dir()
-        encoder_id, default_truncation = (None if local else cfg.encoder), 1.0
+        encoder_id, default_truncation = cfg.encoder, 1.0  # the export stores one from a local folder in the model
         size = cfg.resolution or 64
         G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
