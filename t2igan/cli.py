@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mode-seeking", type=float, default=None, help="MSGAN weight (0 = off)")
     t.add_argument("--recon", type=float, default=None, help="paired low-resolution L1 weight (0 = off)")
     t.add_argument("--recon-size", type=int, default=None, help="pixels of the L1 comparison (default 16)")
+    t.add_argument("--recon-samples", type=int, default=None,
+                   help="IMLE: pull only the closest of this many draws per real image (default 1)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
     t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
                    help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "

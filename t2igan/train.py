@@ -60,6 +60,9 @@ class TrainConfig:
     mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
     recon: float = 0.0                          # paired L1 weight: G(z, caption) ≈ the caption's own image at recon_size px (0 = off)
     recon_size: int = 16                        # blurred comparison: layout and colour from the pair, detail left to D
+    recon_samples: int = 1                      # > 1: IMLE — of this many noises per real image, only the closest
+                                                # G(z, caption) is pulled to it, so a caption shared by several
+                                                # images keeps several modes instead of learning their average
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -291,6 +294,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         P, opt_p = acc.prepare(P, opt_p)
     P_plain = acc.unwrap_model(P) if P is not None else None
     D_plain = acc.unwrap_model(D)
+    G_plain = acc.unwrap_model(G)
     critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
     G_ema.to(dev)  # accelerate moved G (and D, P) to the device; the EMA copy was made before that
@@ -427,10 +431,15 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #      init model draws them with the same noise
             k = real.shape[0] if G_init is not None else 0
             z_keep, e_keep = torch.randn(k, z_dim, device=dev), (_blend_prompts(keep_table, k) if k else e[:0])
-            n, nq = real.shape[0], real.shape[0] + q
+            # ---- and, with recon_samples > 1, for each real image the noise (of that many) whose image is closest
+            z_rec = (_closest_noise(G_plain, real, e, z_dim, cfg.recon_samples, cfg.recon_size, autocast)
+                     if cfg.recon > 0 and cfg.recon_samples > 1 else z[:0])
+            n, nq, nk = real.shape[0], real.shape[0] + q, real.shape[0] + q + k
             with autocast():
-                out = G(torch.cat([z, z2, z_keep]), torch.cat([e, e[:q], e_keep]))  # one forward pass (DDP-friendly)
-                fake, fake2, kept = out[:n], out[n:nq], out[nq:]
+                out = G(torch.cat([z, z2, z_keep, z_rec]),  # one forward pass (DDP-friendly)
+                        torch.cat([e, e[:q], e_keep, e[: len(z_rec)]]))
+                fake, fake2, kept = out[:n], out[n:nq], out[nq:nk]
+                fake_rec = out[nk:] if len(z_rec) else None
                 fake_in = diff_augment(fake.float(), policy)
                 loss_g = -D_plain(fake_in, e).float().mean()
                 if P is not None:  # class logits (same FeatureNet pass) only for the concept loss
@@ -452,15 +461,18 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 loss_ms = 1.0 / (ratio.mean() + 1e-5)
                 loss_g = loss_g + cfg.mode_seeking * loss_ms
             # ---- paired reconstruction: the caption came with a real image; at low resolution G's image should
-            #      match it (for the quarter with two noises, the closer one: several styles may fit one caption)
+            #      match it. Several images may fit one caption, so only the closest of several draws is pulled:
+            #      the quarter's two noises, or with recon_samples > 1 the best of that many fresh ones (IMLE)
             loss_rec = torch.zeros((), device=dev)
             if cfg.recon > 0:
                 target = F.adaptive_avg_pool2d(real, cfg.recon_size)
-                rec = (F.adaptive_avg_pool2d(fake.float(), cfg.recon_size) - target).abs().mean((1, 2, 3))
-                if q:
-                    rec2 = (F.adaptive_avg_pool2d(fake2.float(), cfg.recon_size) - target[:q]).abs().mean((1, 2, 3))
-                    rec = torch.cat([torch.minimum(rec[:q], rec2), rec[q:]])
-                loss_rec = rec.mean()
+                if fake_rec is not None:
+                    loss_rec = _low_res_l1(fake_rec, target, cfg.recon_size).mean()
+                else:
+                    rec = _low_res_l1(fake, target, cfg.recon_size)
+                    if q:
+                        rec = torch.cat([torch.minimum(rec[:q], _low_res_l1(fake2, target[:q], cfg.recon_size)), rec[q:]])
+                    loss_rec = rec.mean()
                 loss_g = loss_g + cfg.recon * loss_rec
             loss_keep = torch.zeros((), device=dev)
             if k:
@@ -540,7 +552,7 @@ def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id
 
 
 def _validate(cfg: TrainConfig) -> None:
-    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "gp_every"):
+    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "gp_every", "recon_samples"):
         v = getattr(cfg, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
@@ -672,6 +684,23 @@ def _blend_prompts(table: torch.Tensor, k: int) -> torch.Tensor:
     w = torch.rand(k, 1, device=table.device)
     mixed = (1 - w) * table[i] + w * table[j]
     return mixed / mixed.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def _low_res_l1(images: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-image L1 between images and an already pooled target, both at size × size pixels."""
+    return (F.adaptive_avg_pool2d(images.float(), size) - target).abs().mean((1, 2, 3))
+
+
+def _closest_noise(G, real: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, size: int,
+                   autocast) -> torch.Tensor:
+    """For each real image, the noise (of `samples` fresh draws) whose G(z, caption) is closest at size px (IMLE)."""
+    n = real.shape[0]
+    z = torch.randn(samples, n, z_dim, device=real.device)
+    with torch.no_grad(), autocast():
+        images = G(z.flatten(0, 1), e.repeat(samples, 1))
+    target = F.adaptive_avg_pool2d(real, size)
+    distance = _low_res_l1(images, target.repeat(samples, 1, 1, 1), size).view(samples, n)
+    return z[distance.argmin(0), torch.arange(n, device=real.device)]
 
 
 def _check_finite(G, D, step: int) -> None:

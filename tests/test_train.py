@@ -78,10 +78,34 @@ def test_paired_reconstruction_and_bilinear_generator(tmp_path, shapes):
     stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert all(0 < s["recon"] < 2 for s in stats), "L1 between [-1, 1] images at 8 px"
     assert T2IGANPipeline.from_pretrained(tmp_path / "model").generator.config.upsample == "bilinear"
+    imle = train(cfg(tmp_path / "imle", shapes, steps=2, recon=10.0, recon_size=8, recon_samples=3))
+    assert imle["status"] == "completed"
+    stats = [json.loads(l) for l in (tmp_path / "imle" / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(0 < s["recon"] < 2 for s in stats)
     for bad, message in ((dict(recon=-1.0), "recon must be"), (dict(recon_size=0), "recon_size"),
-                         (dict(upsample="bicubic"), "upsample must be")):
+                         (dict(recon_samples=0), "recon_samples"), (dict(upsample="bicubic"), "upsample must be")):
         with pytest.raises(ValueError, match=message):
             train(cfg(tmp_path / "bad", shapes, **bad))
+
+
+def test_imle_picks_for_each_real_image_the_closest_draw():
+    """recon_samples > 1: of several noises per real image, the one whose image is nearest at low resolution."""
+    from contextlib import nullcontext
+
+    from t2igan.train import _closest_noise
+
+    def G(z, e):  # a 1-d noise drawn as a flat grey image of that value
+        return z.view(-1, 1, 1, 1).expand(-1, 3, 8, 8)
+
+    real = torch.tensor([-0.5, 0.5, 0.9]).view(3, 1, 1, 1).expand(-1, 3, 8, 8)
+    torch.manual_seed(0)
+    draws = torch.randn(64, 3, 1)
+    torch.manual_seed(0)
+    z = _closest_noise(G, real, torch.zeros(3, 4), z_dim=1, samples=64, size=4, autocast=nullcontext)
+    assert z.shape == (3, 1)
+    for i, target in enumerate((-0.5, 0.5, 0.9)):
+        assert (z[i] - target).abs().item() == pytest.approx((draws[:, i] - target).abs().min().item())
+        assert (z[i] - target).abs().item() < 0.1
 
 
 def test_feature_critic_pretrain_and_train(tmp_path):
