@@ -432,7 +432,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             k = real.shape[0] if G_init is not None else 0
             z_keep, e_keep = torch.randn(k, z_dim, device=dev), (_blend_prompts(keep_table, k) if k else e[:0])
             # ---- and, with recon_samples > 1, for each real image the noise (of that many) whose image is closest
-            z_rec = (_closest_noise(G_plain, real, e, z_dim, cfg.recon_samples, cfg.recon_size, autocast)
+            target = F.adaptive_avg_pool2d(real, cfg.recon_size) if cfg.recon > 0 else None
+            z_rec = (_closest_noise(G_plain, target, e, z_dim, cfg.recon_samples, autocast)
                      if cfg.recon > 0 and cfg.recon_samples > 1 else z[:0])
             n, nq, nk = real.shape[0], real.shape[0] + q, real.shape[0] + q + k
             with autocast():
@@ -465,7 +466,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #      the quarter's two noises, or with recon_samples > 1 the best of that many fresh ones (IMLE)
             loss_rec = torch.zeros((), device=dev)
             if cfg.recon > 0:
-                target = F.adaptive_avg_pool2d(real, cfg.recon_size)
                 if fake_rec is not None:
                     loss_rec = _low_res_l1(fake_rec, target, cfg.recon_size).mean()
                 else:
@@ -691,16 +691,15 @@ def _low_res_l1(images: torch.Tensor, target: torch.Tensor, size: int) -> torch.
     return (F.adaptive_avg_pool2d(images.float(), size) - target).abs().mean((1, 2, 3))
 
 
-def _closest_noise(G, real: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, size: int,
-                   autocast) -> torch.Tensor:
-    """For each real image, the noise (of `samples` fresh draws) whose G(z, caption) is closest at size px (IMLE)."""
-    n = real.shape[0]
-    z = torch.randn(samples, n, z_dim, device=real.device)
+def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, autocast) -> torch.Tensor:
+    """For each real image (pooled to the comparison size: `target`), the noise of `samples` fresh draws whose
+    G(z, caption) is closest at that size (IMLE)."""
+    n, size = target.shape[0], target.shape[-1]
+    z = torch.randn(samples, n, z_dim, device=target.device)
     with torch.no_grad(), autocast():
         images = G(z.flatten(0, 1), e.repeat(samples, 1))
-    target = F.adaptive_avg_pool2d(real, size)
     distance = _low_res_l1(images, target.repeat(samples, 1, 1, 1), size).view(samples, n)
-    return z[distance.argmin(0), torch.arange(n, device=real.device)]
+    return z[distance.argmin(0), torch.arange(n, device=target.device)]
 
 
 def _check_finite(G, D, step: int) -> None:
