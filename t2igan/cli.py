@@ -112,12 +112,13 @@ def cmd_info(args) -> int:
 
     from . import __version__
     from .device import describe, pick_device, set_threads
-    from .weights import NoModelError, default_truncation, list_models, resolve_model, weights_dir
+    from .weights import NoModelError, default_truncation, list_encoders, list_models, resolve_model, weights_dir
 
     set_threads(args.threads)
     info = {"t2igan": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
             "transformers": transformers.__version__, "python": sys.version.split()[0],
-            "device": describe(pick_device(args.device)), "weights_dir": str(weights_dir()), "models": list_models()}
+            "device": describe(pick_device(args.device)), "weights_dir": str(weights_dir()), "models": list_models(),
+            "encoders": list_encoders()}
     try:
         path = resolve_model(args.model)
         index = json.loads((path / "model_index.json").read_text())
@@ -353,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, help="fine-tune from this model (name under weights/ or folder)")
     t.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
                    help="new models: the text encoder, 'minilm' (default, bundled) or any transformers encoder by "
-                        "hub name or local folder, e.g. openai/clip-vit-base-patch32 (with --init: the init's)")
+                        "hub name, local folder or name under weights/encoders/, e.g. openai/clip-vit-base-patch32 "
+                        "(with --init: the init's)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)

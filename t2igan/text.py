@@ -34,17 +34,22 @@ def bundled_encoder_path() -> Path:
 
 
 def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
-    """Turn 'minilm' (or None) into the bundled folder; leave hub names and other paths alone."""
+    """Turn 'minilm' (or None) into the bundled folder and a name listed under weights/encoders/ into its folder;
+    leave hub names and other paths alone."""
+    from .weights import local_encoder_path
+
     name = str(name_or_path or DEFAULT_ENCODER)
     if name.lower() in _ALIASES:
         return str(bundled_encoder_path())
-    return name
+    local = local_encoder_path(name)
+    return str(local) if local is not None else name
 
 
 def portable_encoder_id(name: str | None) -> str | None:
-    """The id a model folder can name its encoder by: the bundled alias or a hub name; None for a local folder, which
-    may not exist where the model goes (the encoder is then stored in the model folder)."""
-    if name is None or str(name).lower() in _ALIASES or not os.path.isdir(name):
+    """The id a model folder can name its encoder by: the bundled alias or a hub name; None for a local folder
+    (a path, or a name under weights/encoders/), which may not exist where the model goes (the encoder is then stored
+    in the model folder)."""
+    if name is None or str(name).lower() in _ALIASES or not os.path.isdir(resolve_encoder(name)):
         return name
     return None
 

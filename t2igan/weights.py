@@ -10,6 +10,9 @@ from pathlib import Path
 WEIGHTS_ENV = "T2IGAN_WEIGHTS"
 DEFAULT_MODEL = "emoji-64"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ENCODERS = "encoders"  # weights/encoders/<name>/: text encoders (transformers folders) new models can be trained on
+RESERVED = {ENCODERS, "evaluator"}  # folders under weights/ that are not models
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "vocab.json", "spiece.model")
 
 
 class NoModelError(FileNotFoundError):
@@ -41,7 +44,30 @@ def check_name(name: str) -> str:
     """A model name is letters, digits, '-' and '_' (at most 64): it is used as a folder name under weights/."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ValueError(f"invalid model name {name!r}: use letters, digits, '-' and '_' (at most 64, no paths)")
+    if name.lower() in RESERVED:
+        raise ValueError(f"'{name}' is reserved for a folder of weights/ that is not a model: choose another name")
     return name
+
+
+def list_encoders(root: Path | None = None) -> list[str]:
+    """The text encoders a new model can be trained on by name: the bundled 'minilm', then each folder under
+    weights/encoders/ that holds a transformers config and tokenizer (e.g. a CLIP downloaded elsewhere and copied in).
+    Listed by name so the app never has to take a path from a browser."""
+    from .text import DEFAULT_ENCODER
+
+    folder = (root or weights_dir()) / ENCODERS
+    local = sorted(p.name for p in folder.iterdir() if p.is_dir() and NAME_RE.match(p.name)
+                   and (p / "config.json").is_file() and any((p / f).is_file() for f in TOKENIZER_FILES)) \
+        if folder.is_dir() else []
+    return [DEFAULT_ENCODER, *(n for n in local if n.lower() != DEFAULT_ENCODER)]
+
+
+def local_encoder_path(name: str) -> Path | None:
+    """weights/encoders/<name> when `name` is one of list_encoders(); None otherwise (a hub name, a path)."""
+    if not NAME_RE.match(str(name)):
+        return None
+    path = weights_dir() / ENCODERS / str(name)
+    return path if str(name) in list_encoders() else None
 
 
 def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = True) -> Path:

@@ -121,6 +121,42 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
     assert not (app_env["weights"] / "tiny" / "README.md").exists()
 
 
+def test_new_model_on_an_encoder_from_weights_encoders(app_env, tmp_path):
+    """From scratch in the app on a text encoder picked by name from weights/encoders/ (never a path from the browser);
+    the new model carries that encoder and draws from the Generate endpoint."""
+    from helpers import save_tiny_clip
+    from t2igan.ui.train_tab import SCRATCH
+
+    client = app_env["client"]
+    save_tiny_clip(app_env["weights"] / "encoders" / "tiny-clip")
+    data = make_shapes_folder(tmp_path / "shapes")
+    files = [handle_file(str(p)) for p in sorted(data.iterdir())]
+    args = ("my upload", files, SCRATCH, "clip-new", 10, 4, 2e-4, 4e-4, ["translation"], 0.0, "")
+    for encoder, message in [(str(app_env["weights"] / "encoders" / "tiny-clip"), "unknown text encoder"),
+                             ("../tiny-clip", "unknown text encoder")]:
+        assert message in client.predict(*args, encoder, api_name="/train_start")
+    msg = client.predict("my upload", files, "tiny", "clip-ft", 10, 4, 1e-4, 2e-4, [], 0.0, "", "tiny-clip",
+                         api_name="/train_start")
+    assert "a fine-tune keeps the text encoder of 'tiny'" in msg
+    msg = client.predict(*args, "tiny-clip", api_name="/train_start")
+    assert "training" in msg, msg
+    deadline, status = time.time() + 240, {}
+    while time.time() < deadline:
+        status = client.predict(api_name="/train_status")
+        if status["state"] in ("completed", "failed", "stopped"):
+            break
+        time.sleep(0.5)
+    assert status["state"] == "completed", status
+    model = app_env["weights"] / "clip-new"
+    assert json.loads((model / "generator" / "config.json").read_text())["text_dim"] == 24
+    assert (model / "text_encoder").is_dir() and json.loads((model / "model_index.json").read_text())["text_encoder_id"] is None
+    (red, _), (blue, _) = gen(client, "a red circle", model="clip-new", n=1), gen(client, "a blue square", model="clip-new", n=1)
+    assert len(red) == 1 and Image.open(red[0]["image"]).size == (64, 64)
+    assert np.abs(np.asarray(Image.open(red[0]["image"]), dtype=int)
+                  - np.asarray(Image.open(blue[0]["image"]), dtype=int)).mean() > 0.5, "same seed, other prompt"
+    shutil.rmtree(model)
+
+
 def test_export_zip_stays_in_outputs(app_env):
     archive, msg = app_env["client"].predict("tiny", api_name="/export_zip")
     assert archive.endswith(".zip") and "exported" in msg

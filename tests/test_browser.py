@@ -207,3 +207,23 @@ def test_model_tab(page, served):
     # the viewport only: the whole model card is several screens long and unreadable as a README thumbnail
     page.screenshot(path=str(served["shots"] / "model.png"))
     assert page.locator("#model-card").inner_text().strip()
+
+
+def test_text_encoder_is_chosen_for_new_models_only(page, served):
+    """The Train tab's encoder list is greyed out while a model is the base (a fine-tune keeps its encoder) and opens
+    for a model from scratch."""
+    from t2igan.ui.train_tab import SCRATCH
+
+    page.get_by_role("tab", name="Train").click()
+    encoder = page.locator("#encoder input")
+    assert encoder.is_disabled() and encoder.input_value() == "minilm"
+    page.click("#train-base input")
+    page.locator("ul[role=listbox] li", has_text=SCRATCH).click()
+    page.wait_for_function("() => !document.querySelector('#encoder input').disabled", timeout=30_000)
+    page.click("#encoder input")
+    page.wait_for_selector("ul[role=listbox] li:has-text('minilm')", timeout=30_000)
+    page.keyboard.press("Escape")
+    first = "emoji-64" if (served["weights"] / "emoji-64").is_dir() else "tiny"
+    page.click("#train-base input")
+    page.locator("ul[role=listbox] li", has_text=first).first.click()
+    page.wait_for_function("() => document.querySelector('#encoder input').disabled", timeout=30_000)

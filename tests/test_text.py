@@ -70,3 +70,30 @@ def test_other_transformers_encoder_from_local_folder(tmp_path):
     assert e.shape == (2, 24)
     assert torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
     assert (e[0] - e[1]).abs().max() > 1e-3  # pooled at each prompt's end token, not one fixed position
+
+
+def test_encoders_under_weights_are_listed_and_resolved_by_name(weights_root):
+    """weights/encoders/NAME is an encoder by name (the app's list, `--encoder NAME`); it is stored in the models
+    trained on it; folders without a config and tokenizer, bad names and the reserved folder names are not encoders."""
+    from t2igan.text import portable_encoder_id, resolve_encoder
+    from t2igan.weights import ENCODERS, check_name, list_encoders, local_encoder_path
+
+    from helpers import save_tiny_clip
+
+    assert list_encoders() == ["minilm"]  # no weights/encoders folder yet
+    folder = weights_root / ENCODERS
+    save_tiny_clip(folder / "tiny-clip")
+    (folder / "no-tokenizer").mkdir()
+    (folder / "no-tokenizer" / "config.json").write_text("{}")
+    (folder / "notes.txt").write_text("not a folder")
+    (folder / "bad name").mkdir()
+    assert list_encoders() == ["minilm", "tiny-clip"]
+    assert resolve_encoder("tiny-clip") == str(folder / "tiny-clip")
+    assert local_encoder_path("no-tokenizer") is None and local_encoder_path("../tiny-clip") is None
+    assert resolve_encoder("no-tokenizer") == "no-tokenizer"  # left for transformers, which says it is not there
+    assert portable_encoder_id("tiny-clip") is None  # a local folder: the model stores the encoder itself
+    assert portable_encoder_id("minilm") == "minilm" and portable_encoder_id("org/model") == "org/model"
+    assert TextEncoder.from_pretrained("tiny-clip").encode("a cat").shape == (1, 24)
+    for reserved in ("encoders", "evaluator"):
+        with pytest.raises(ValueError, match="reserved"):
+            check_name(reserved)

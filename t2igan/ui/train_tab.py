@@ -8,9 +8,10 @@ import pandas as pd
 
 from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
+from ..text import DEFAULT_ENCODER
 from ..train import CHECKPOINT, KEEP, TrainConfig
 from ..uploads import UploadError, stage_uploads
-from ..weights import check_name, list_models, weights_dir
+from ..weights import check_name, list_encoders, list_models, weights_dir
 from .state import Studio, outputs_dir
 
 SCRATCH = "(new model from scratch)"
@@ -50,8 +51,27 @@ def check_data(studio: Studio, source: str, files, base: str, balance_by: str = 
         return f"⚠️ {e}", None
 
 
+def check_encoder(choice: str | None, init: str | None) -> str:
+    """The text encoder for a new model: one of list_encoders() (never a path from the browser); a fine-tune keeps
+    its base's encoder, so the choice must be left at the default there."""
+    choice = (choice or DEFAULT_ENCODER).strip()
+    available = list_encoders()
+    if choice not in available:
+        raise ValueError(f"unknown text encoder '{choice}': copy its folder (config.json, tokenizer and safetensors "
+                         f"weights) to weights/encoders/<name>/ (available: {', '.join(available)})")
+    if init and choice != DEFAULT_ENCODER:
+        raise ValueError(f"a fine-tune keeps the text encoder of '{init}': pick '{SCRATCH}' to train on '{choice}'")
+    return choice
+
+
+def encoder_choices(base: str):
+    """Re-read weights/encoders/ when the base changes; the encoder can only be chosen for a new model."""
+    return gr.update(choices=list_encoders(), interactive=base == SCRATCH,
+                     **({} if base == SCRATCH else {"value": DEFAULT_ENCODER}))
+
+
 def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP,
-          balance_by=""):
+          balance_by="", encoder=DEFAULT_ENCODER):
     """Start the background job (one per app); returns the status line."""
     try:
         name = check_name((name or "").strip())
@@ -66,9 +86,10 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         # in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
         threads = None
         init = None if base in (None, "", SCRATCH) else base
+        encoder = check_encoder(encoder, init)
         config = TrainConfig(
             data=str(data), out=str(weights_dir() / name), run_dir=str(outputs_dir() / "runs" / name),
-            init=init, steps=int(steps), batch_size=int(batch_size),
+            init=init, encoder=encoder, steps=int(steps), batch_size=int(batch_size),
             lr_g=float(lr_g), lr_d=float(lr_d), augment=",".join(augment) if augment else "none",
             keep=float(keep or 0) if init else 0.0, balance_by=(balance_by or "").strip() or None,
             log_every=1, sample_every=max(5, int(steps) // 20), checkpoint_every=max(10, int(steps) // 5),
@@ -134,7 +155,8 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             report = gr.Markdown(elem_id="data-report")
         with gr.Column(scale=1):
             models = list_models()
-            base = gr.Dropdown([*models, SCRATCH], value=models[0] if models else SCRATCH, label="Start from")
+            base = gr.Dropdown([*models, SCRATCH], value=models[0] if models else SCRATCH, label="Start from",
+                               elem_id="train-base")
             name = gr.Textbox(label="Save as (letters, digits, - and _)", value="my-model", elem_id="model-name")
             steps = gr.Slider(10, 5000, value=300, step=10, label="Steps", elem_id="steps")
             batch = gr.Slider(2, 64, value=16, step=2, label="Batch size", elem_id="batch")
@@ -147,6 +169,12 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
                              label="Keep what the base model draws for other prompts (0 = off; not from scratch)")
             balance = gr.Textbox(label="Balance by (optional): a metadata field whose values are drawn equally often, "
                                        "e.g. category", value="", elem_id="balance-by")
+            # custom values pass gradio's own check so that encoders added after launch can be named; start() accepts
+            # only names that list_encoders() finds under weights/encoders/ at that moment
+            encoder = gr.Dropdown(list_encoders(), value=DEFAULT_ENCODER, interactive=base.value == SCRATCH,
+                                  allow_custom_value=True,
+                                  label="Text encoder (new models only; add others under weights/encoders/)",
+                                  elem_id="encoder")
     staged = gr.State(None)
     with gr.Row():
         go = gr.Button("Start", variant="primary", elem_id="train-start")
@@ -164,8 +192,9 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
 
     check.click(lambda *a: check_data(studio, *a), [source, files, base, balance], [report, staged],
                 api_name="check_data")
+    base.change(encoder_choices, base, encoder, api_visibility="private")
     go.click(lambda *a: start(studio, *a),
-             [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance],
+             [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder],
              message, api_name="train_start")
     pause.click(lambda: control(studio, "pause"), None, message, api_name="train_pause")
     resume.click(lambda: control(studio, "resume"), None, message, api_name="train_resume")
