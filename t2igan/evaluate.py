@@ -27,7 +27,10 @@ Metrics (`evaluate_model`, `t2igan eval MODEL`), each beside a reference measure
 * **R-precision** — for each generated image, is its caption ranked first (cosine in the evaluator's joint space)
   among the true caption and 99 random captions of *other* concepts (captions shared with the true concept are never
   used as distractors)? The *ceiling* is the same test on the real images with the same captions and distractors;
-  chance is 1 / (1 + 99).
+  chance is 1 / (1 + 99). Random distractors are mostly easy (a face caption against a flag's); **R-precision among
+  look-alikes** ranks the same caption against the names of the 9 other concepts nearest to it in the evaluator's text
+  space instead ("frowning face" against "angry face", "grimacing face", ...; chance 1 / 10), with its ceiling on
+  the real images the same way: whether the image shows *which* of several similar things was asked for.
 * **Diversity** — mean pairwise cosine distance between mean-centred features `f` of K seeds of one prompt (the
   concept's name, e.g. "nail polish"), averaged over prompts. The real reference is the same statistic over the
   real images that share that exact name: for the emoji set the Google and Twitter drawings of one emoji, i.e. the
@@ -63,6 +66,7 @@ GenerateFn = Callable[[Sequence[str], Sequence[int]], torch.Tensor]
 EVALUATOR_NAME = "evaluator"
 TRAINING_INFO = "training.json"
 N_DISTRACTORS = 99
+N_LOOK_ALIKES = 9  # R-precision among look-alikes: the true caption against this many nearest other concepts' names
 
 
 # ================================================================================================ the network
@@ -428,12 +432,24 @@ class EvalContext:
         self.true_text = table[torch.tensor([index[p] for p in self.prompts])]
         dis = torch.tensor([r[:k_min] for r in dis_rows], dtype=torch.long).reshape(len(self.rows), k_min)
         self.distractors = table[dis]
+        # look-alike distractors: the names (first captions) of other concepts nearest to the evaluated caption
+        names = sorted({index[caps[0]] for caps in data.captions})
+        near = []
+        for i, true in zip(self.rows, self.true_text):
+            allowed = [j for j in names if j not in concept_captions[concepts[i]]]
+            sim = table[allowed].float() @ true.float()
+            near.append([allowed[j] for j in sim.topk(min(N_LOOK_ALIKES, len(allowed))).indices.tolist()])
+        k_near = min(len(r) for r in near)
+        self.n_look_alike_candidates = 1 + k_near
+        self.look_alike_captions = [[unique[j] for j in r[:k_near]] for r in near]
+        self.look_alikes = table[torch.tensor([r[:k_near] for r in near], dtype=torch.long).reshape(len(self.rows), k_near)]
         # real features and the references
         self.real_f, self.real_v = self.evaluator.encode(data.images[self.rows])
         self.centre = self.real_f.mean(0)
         real_hits = r_precision_hits(self.real_v, self.true_text, self.distractors)
         self.refs: dict[str, float | int | None] = {
             "r_precision_real": float(real_hits.float().mean()),
+            "r_precision_look_alikes_real": r_precision(self.real_v, self.true_text, self.look_alikes),
             "r_precision_concepts_real": mean_over_concepts(real_hits, self.concepts)}
         # --by FIELD: per-concept R-precision within each value of a metadata field (emoji: category)
         self.by = by
@@ -486,7 +502,9 @@ class EvalContext:
         self.info = {"split": split, "data": self.data_path, "n": len(self.rows),
                      "concepts": len({concepts[i] for i in self.rows}),
                      "evaluator": self.evaluator_path, "seed": self.seed, "r_precision_candidates": self.n_candidates,
-                     "r_precision_chance": 1.0 / self.n_candidates, "diversity_prompts": len(groups),
+                     "r_precision_chance": 1.0 / self.n_candidates,
+                     "r_precision_look_alikes_candidates": self.n_look_alike_candidates,
+                     "diversity_prompts": len(groups),
                      "diversity_seeds": self.diversity_seeds, "setup_s": time.perf_counter() - t0}
 
     @torch.no_grad()
@@ -506,6 +524,7 @@ class EvalContext:
         out["r_precision"] = float(hits.float().mean())
         per = per_concept_means(hits, self.concepts)
         out["r_precision_concepts"], out["r_precision_concepts_se"] = float(per.mean()), standard_error(per)
+        out["r_precision_look_alikes"] = r_precision(gen_v, self.true_text, self.look_alikes)
         if self.by_values:
             out["by"] = self.by
             out["r_precision_by"] = r_precision_by(hits, self.concepts, self.by_values)
@@ -558,8 +577,10 @@ def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji"
 
 
 # the numbers that describe the model (the rest of a result describes the data, the references or the run)
-MODEL_METRICS = ("fd", "fd_halves", "r_precision", "r_precision_concepts", "diversity", "diversity_ratio")
-REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precision_concepts_real", "diversity_real")
+MODEL_METRICS = ("fd", "fd_halves", "r_precision", "r_precision_concepts", "r_precision_look_alikes", "diversity",
+                 "diversity_ratio")
+REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precision_concepts_real",
+              "r_precision_look_alikes_real", "diversity_real")
 
 
 def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = "data/emoji",
@@ -627,7 +648,8 @@ def format_comparison(c: dict) -> str:
     brackets, the value of each seed."""
     num = _num
     rows = [("FD ↓ all", "fd", ".2f"), ("FD ↓ halves", "fd_halves", ".2f"), ("R-precision ↑", "r_precision", ".3f"),
-            ("R-precision per concept ↑", "r_precision_concepts", ".3f"), ("Diversity ratio", "diversity_ratio", ".2f")]
+            ("R-precision per concept ↑", "r_precision_concepts", ".3f"),
+            ("R-precision, look-alikes ↑", "r_precision_look_alikes", ".3f"), ("Diversity ratio", "diversity_ratio", ".2f")]
     seeds = ", ".join(map(str, c["seeds"]))
     lines = [f"t2igan eval: {len(c['models'])} model(s) × seeds {seeds} on {c['data']} ({c['split']}: {c['n']} images, "
              f"{c['concepts']} concepts; truncation {c['truncation']})",
@@ -643,7 +665,8 @@ def format_comparison(c: dict) -> str:
               f"  FD all: real other split vs real {c['split']} {num(ref['fd_other_split'], '.2f')} · FD halves: real "
               f"half vs real half {num(ref['fd_real_halves'], '.2f')} (floor)",
               f"  R-precision {num(ref['r_precision_real'], '.3f')}, per concept "
-              f"{num(ref['r_precision_concepts_real'], '.3f')} (ceilings)"]
+              f"{num(ref['r_precision_concepts_real'], '.3f')}, among look-alikes "
+              f"{num(ref.get('r_precision_look_alikes_real'), '.3f')} (ceilings)"]
     if c.get("by"):
         values = list(c["models"][0].get("by") or {})
         w = max([len(v) for v in values] + [len(c["by"])])
@@ -679,7 +702,8 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
 
     `generate(prompts, seeds) -> images [N, 3, H, W] in [-1, 1]` (or a pipeline). The real side (data, features,
     captions, references) is built on the first call and cached per arguments. Returns flat floats with `prefix`:
-    fd, fd_halves, fd_real_halves, r_precision, r_precision_real, diversity_ratio, s. Only report these: never
+    fd, fd_halves, fd_real_halves, r_precision(_real), r_precision_look_alikes(_real), diversity_ratio, s. Only
+    report these: never
     optimise them.
 
     In `train()` (main process, e.g. every `eval_every` steps), with the EMA generator and the run's encoder:
@@ -702,8 +726,9 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
                                      text_encoder=text_encoder, device=device, other_split=False)
     r = _CONTEXTS[key].run(generate)
     keep = {"fd": r["fd"], "fd_halves": r["fd_halves"], "fd_real_halves": r["fd_real_halves"],
-            "r_precision": r["r_precision"],
-            "r_precision_real": r["r_precision_real"], "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
+            "r_precision": r["r_precision"], "r_precision_real": r["r_precision_real"],
+            "r_precision_look_alikes": r["r_precision_look_alikes"],
+            "r_precision_look_alikes_real": r["r_precision_look_alikes_real"], "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
     return {prefix + k: (float(v) if v is not None else None) for k, v in keep.items()}
 
 
@@ -733,6 +758,10 @@ def format_report(r: dict) -> str:
             ("R-precision per concept ↑ (each concept once)",
              f"{num(r.get('r_precision_concepts'))} {pm(r.get('r_precision_concepts_se'))}".rstrip(),
              f"{num(r.get('r_precision_concepts_real'))} real images (ceiling)"),
+            (f"R-precision among look-alikes ↑ (1 of {r.get('r_precision_look_alikes_candidates')})",
+             num(r.get("r_precision_look_alikes")),
+             f"{num(r.get('r_precision_look_alikes_real'))} real images (ceiling) · "
+             f"{num(1 / r['r_precision_look_alikes_candidates'] if r.get('r_precision_look_alikes_candidates') else None)} chance"),
             (f"Diversity ({r['diversity_seeds']} seeds × {r['diversity_prompts']} prompts)", num(r["diversity"]),
              f"{num(r['diversity_real'])} same name, other vendor · {num(r['diversity_real_any'])} any two images"),
             ("Diversity ratio (≈1 good, ≪1 collapse)", num(r["diversity_ratio"], ".2f"), "")]

@@ -34,6 +34,7 @@ from .images import make_grid
 from .models import UPSAMPLE, Discriminator, Generator
 
 CHECKPOINT = "checkpoint.safetensors"
+HARD_POOL = 8  # hard negatives: an image's mismatched caption is drawn from this many nearest other names
 
 
 @dataclass
@@ -63,6 +64,10 @@ class TrainConfig:
     recon_samples: int = 1                      # > 1: IMLE — of this many noises per real image, only the closest
                                                 # G(z, caption) is pulled to it, so a caption shared by several
                                                 # images keeps several modes instead of learning their average
+    hard_negatives: float = 0.0                 # fraction of D's mismatched pairs whose caption is the name of a
+                                                # look-alike (one of the HARD_POOL nearest other names in the text
+                                                # encoder's space) instead of a random other image's: teaches D, and
+                                                # through it G, what tells near neighbours apart (frowning vs grinning)
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -224,6 +229,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px, {precision}")
+    look_alikes = _look_alike_names(caption_rows, text_table, HARD_POOL) if cfg.hard_negatives > 0 else None
     hint = allocator_hint(acc.device, cfg.batch_size)
     log(hint) if hint else None
     policy = parse_policy(cfg.augment)
@@ -301,6 +307,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     G_init = G_init.to(dev) if G_init is not None else None
     keep_table = keep_table.to(dev) if keep_table is not None else None
     text_table = text_table.to(dev)
+    look_alikes = look_alikes.to(dev) if look_alikes is not None else None
     concept_of_row = concept_of_row.to(dev) if concept_of_row is not None else None
     z_dim = acc.unwrap_model(G).config.z_dim
     # 8 captions spread over the data; a fine-tune shows 2 prompts from outside it instead of the last two (forgetting)
@@ -383,6 +390,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             rows = pick_captions(idx)
             e = text_table[rows]
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
+            if look_alikes is not None:  # ... or, for a fraction of the batch, the name of a look-alike
+                h = round(cfg.hard_negatives * real.shape[0])
+                pick = torch.randint(look_alikes.shape[1], (h,), device=dev)
+                e_wrong = torch.cat([text_table[look_alikes[idx[:h].to(dev), pick]], e_wrong[h:]])
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
             # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
@@ -556,6 +567,9 @@ def _validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+    if not isinstance(cfg.hard_negatives, (int, float)) or isinstance(cfg.hard_negatives, bool) \
+            or not 0.0 <= cfg.hard_negatives <= 1.0:
+        raise ValueError(f"hard_negatives must be a fraction from 0 to 1, got {cfg.hard_negatives!r}")
     for name in ("lr_g", "lr_d"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
@@ -689,6 +703,26 @@ def _blend_prompts(table: torch.Tensor, k: int) -> torch.Tensor:
 def _low_res_l1(images: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
     """Per-image L1 between images and an already pooled target, both at size × size pixels."""
     return (F.adaptive_avg_pool2d(images.float(), size) - target).abs().mean((1, 2, 3))
+
+
+def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, pool: int) -> torch.Tensor:
+    """For each image, the caption rows of the `pool` names (first captions) of other images nearest to its own name
+    by cosine, leaving out every caption of the image itself (a name it shares is not a mismatch): [images, pool]."""
+    names = sorted({rows[0] for rows in caption_rows})
+    bank = text_table[names].float()
+    position = {row: k for k, row in enumerate(names)}
+    pool = min(pool, len(names) - max(sum(r in position for r in set(rows)) for rows in caption_rows))
+    if pool < 1:
+        raise ValueError("hard_negatives: every image's name is one of its own captions' only alternative; "
+                         "the data needs images with at least two different first captions")
+    out = torch.empty(len(caption_rows), pool, dtype=torch.long)
+    for start in range(0, len(caption_rows), 1024):
+        chunk = caption_rows[start : start + 1024]
+        sim = text_table[[rows[0] for rows in chunk]].float() @ bank.T
+        for i, rows in enumerate(chunk):
+            sim[i, [position[r] for r in set(rows) if r in position]] = -float("inf")
+        out[start : start + len(chunk)] = torch.tensor(names)[sim.topk(pool, dim=1).indices]
+    return out
 
 
 def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, autocast) -> torch.Tensor:

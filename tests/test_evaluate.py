@@ -141,6 +141,14 @@ def test_distractors_come_from_other_concepts(tiny_evaluator, shapes, text_encod
     for concept, prompt, distractors in zip(ctx.concepts, ctx.prompts, ctx.distractor_captions):
         assert prompt in captions_of[concept] and not set(distractors) & captions_of[concept]
         assert len(set(distractors)) == len(distractors)
+    # look-alikes: the 9 names of other concepts nearest to the evaluated caption (of the 11 there are)
+    assert ctx.n_look_alike_candidates == 10
+    names = list(captions_of)
+    for concept, prompt, near in zip(ctx.concepts, ctx.prompts, ctx.look_alike_captions):
+        assert len(set(near)) == 9 and set(near) <= set(names) - {concept}
+        sim = dict(zip(names, (text_encoder.encode(names) @ text_encoder.encode(prompt).T).flatten().tolist()))
+        left_out = set(names) - set(near) - {concept}
+        assert min(sim[n] for n in near) >= max(sim[n] for n in left_out) - 1e-5
 
 
 # ------------------------------------------------------------------ metrics end to end
@@ -150,6 +158,8 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
     assert r["n"] == 24 and r["fd"] >= 0 and r["fd_other_split"] is not None and r["fd_real_halves_n"] == 12
     assert 0 <= r["r_precision"] <= 1 and 0 <= r["r_precision_real"] <= 1
     assert r["r_precision_chance"] == pytest.approx(1 / 23)
+    assert 0 <= r["r_precision_look_alikes"] <= 1 and 0 <= r["r_precision_look_alikes_real"] <= 1
+    assert r["r_precision_look_alikes_candidates"] == 10 and "among look-alikes" in format_report(r)
     # shapes: every concept (key: the first caption) has 2 images, so the per-concept means equal the plain ones
     assert r["r_precision_concepts"] == pytest.approx(r["r_precision"])
     assert r["r_precision_concepts_real"] == pytest.approx(r["r_precision_real"])
@@ -162,7 +172,8 @@ def test_evaluate_model_and_quick_metrics_are_deterministic(tiny_pipe, tiny_eval
     q2 = quick_metrics(tiny_pipe, data_dir=shapes, evaluator=tiny_evaluator[0], n_prompts=8, diversity_prompts=2,
                        diversity_seeds=2, text_encoder=text_encoder)
     assert set(q1) == {"eval_fd", "eval_fd_halves", "eval_fd_real_halves", "eval_r_precision", "eval_r_precision_real",
-                       "eval_diversity_ratio", "eval_s"}
+                       "eval_r_precision_look_alikes", "eval_r_precision_look_alikes_real", "eval_diversity_ratio",
+                       "eval_s"}
     assert {k: v for k, v in q1.items() if k != "eval_s"} == {k: v for k, v in q2.items() if k != "eval_s"}
 
 

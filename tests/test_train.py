@@ -121,6 +121,51 @@ def test_imle_picks_for_each_real_image_the_closest_draw():
         assert (z[i] - target).abs().item() < 0.1
 
 
+def test_look_alikes_are_the_nearest_other_names_never_the_images_own_captions():
+    """Hard negatives: each image's candidates are other images' names, nearest first, minus every caption it has
+    (two vendors' drawings of one emoji share their captions, so neither is the other's negative)."""
+    from t2igan.train import _look_alike_names
+
+    angle = torch.tensor([0.0, 0.1, 0.25, 1.5, 1.6, 3.0])  # unit vectors on a circle: near angles, near captions
+    table = torch.stack([angle.cos(), angle.sin()], dim=1)
+    # images 0 and 1: two drawings named 0 (also captioned 5, not a name); image 2 is named 1 and also captioned 0,
+    # so name 0 is not its negative; images 3, 4, 5 are named 2, 3, 4
+    rows = [[0, 5], [0, 5], [1, 0], [2], [3], [4]]
+    near = _look_alike_names(rows, table, pool=2)
+    assert near.tolist() == [[1, 2], [1, 2], [2, 3], [1, 0], [4, 2], [3, 2]]
+    assert _look_alike_names(rows, table, pool=99).shape == (6, 3)  # at most the names an image does not have
+    with pytest.raises(ValueError, match="hard_negatives"):
+        _look_alike_names([[0], [0]], table, pool=2)
+
+
+def test_hard_negatives_reach_the_discriminator(tmp_path, shapes, monkeypatch):
+    """With hard_negatives 1.0 every mismatched caption D sees is one of that image's look-alike names; with 0.5 half
+    the batch; the option is validated."""
+    from t2igan.models import Discriminator
+    from t2igan.text import TextEncoder
+
+    seen = []
+    forward = Discriminator.forward
+
+    def spy(self, images, e, mismatched=None):
+        if mismatched is not None:
+            seen.append(mismatched.detach().clone())
+        return forward(self, images, e, mismatched)
+
+    monkeypatch.setattr(Discriminator, "forward", spy)
+    assert train(cfg(tmp_path, shapes, steps=2, hard_negatives=1.0))["status"] == "completed"
+    names = TextEncoder.from_pretrained().encode([f"a {c} {s}" for c in COLORS for s in SHAPES])
+    for batch in seen:
+        assert len(batch) == TINY["batch_size"]
+        assert ((batch @ names.T).max(1).values > 0.9999).all(), "each mismatched caption is a name"
+    seen.clear()
+    assert train(cfg(tmp_path / "half", shapes, steps=2, hard_negatives=0.5))["status"] == "completed"
+    assert len(seen) == 2
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(ValueError, match="hard_negatives must be"):
+            train(cfg(tmp_path / "bad", shapes, hard_negatives=bad))
+
+
 def test_feature_critic_pretrain_and_train(tmp_path):
     """The Projected-GAN-style critic: pretrain a (tiny) FeatureNet on the data, then train with it; its heads learn,
     the feature network stays frozen, and both are in the checkpoint for an exact resume."""
