@@ -703,8 +703,7 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
     `generate(prompts, seeds) -> images [N, 3, H, W] in [-1, 1]` (or a pipeline). The real side (data, features,
     captions, references) is built on the first call and cached per arguments. Returns flat floats with `prefix`:
     fd, fd_halves, fd_real_halves, r_precision(_real), r_precision_look_alikes(_real), diversity_ratio, s. Only
-    report these: never
-    optimise them.
+    report these: never optimise them.
 
     In `train()` (main process, e.g. every `eval_every` steps), with the EMA generator and the run's encoder:
 
@@ -728,7 +727,8 @@ def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: s
     keep = {"fd": r["fd"], "fd_halves": r["fd_halves"], "fd_real_halves": r["fd_real_halves"],
             "r_precision": r["r_precision"], "r_precision_real": r["r_precision_real"],
             "r_precision_look_alikes": r["r_precision_look_alikes"],
-            "r_precision_look_alikes_real": r["r_precision_look_alikes_real"], "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
+            "r_precision_look_alikes_real": r["r_precision_look_alikes_real"],
+            "diversity_ratio": r["diversity_ratio"], "s": r["eval_s"]}
     return {prefix + k: (float(v) if v is not None else None) for k, v in keep.items()}
 
 

@@ -713,7 +713,7 @@ def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, p
     position = {row: k for k, row in enumerate(names)}
     pool = min(pool, len(names) - max(sum(r in position for r in set(rows)) for rows in caption_rows))
     if pool < 1:
-        raise ValueError("hard_negatives: every image's name is one of its own captions' only alternative; "
+        raise ValueError("hard_negatives: no image has another image's name (first caption) to be told apart from; "
                          "the data needs images with at least two different first captions")
     out = torch.empty(len(caption_rows), pool, dtype=torch.long)
     for start in range(0, len(caption_rows), 1024):
