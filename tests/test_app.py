@@ -12,6 +12,17 @@ from PIL import Image
 from helpers import gen, make_shapes_folder
 
 
+def wait_for_job(client, seconds: float) -> dict:
+    """Poll /train_status until the job ends (or the time is up); its last status."""
+    deadline, status = time.time() + seconds, {}
+    while time.time() < deadline:
+        status = client.predict(api_name="/train_status")
+        if status["state"] in ("completed", "failed", "stopped"):
+            break
+        time.sleep(0.5)
+    return status
+
+
 def test_binds_localhost_only(app_env):
     assert app_env["demo"].server_name == "127.0.0.1"
 
@@ -99,13 +110,7 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
     again = client.predict("my upload", [handle_file(str(z))], "tiny", "second", 10, 4, 1e-4, 2e-4,
                            [], api_name="/train_start")
     assert "already running" in again
-    deadline = time.time() + 180
-    status = {}
-    while time.time() < deadline:
-        status = client.predict(api_name="/train_status")
-        if status["state"] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(0.5)
+    status = wait_for_job(client, 180)
     assert status["state"] == "completed", status
     assert status["step"] == 10 and status["events"] > 10 and status["last"]["g"] is not None
     assert status["last"]["keep"] > 0, "the keep term (fine-tuning from a base) reached the trainer"
@@ -140,12 +145,7 @@ def test_new_model_on_an_encoder_from_weights_encoders(app_env, tmp_path):
     assert "a fine-tune keeps the text encoder of 'tiny'" in msg
     msg = client.predict(*args, "tiny-clip", api_name="/train_start")
     assert "training" in msg, msg
-    deadline, status = time.time() + 240, {}
-    while time.time() < deadline:
-        status = client.predict(api_name="/train_status")
-        if status["state"] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(0.5)
+    status = wait_for_job(client, 240)
     assert status["state"] == "completed", status
     model = app_env["weights"] / "clip-new"
     assert json.loads((model / "generator" / "config.json").read_text())["text_dim"] == 24
