@@ -386,6 +386,7 @@ class EvalContext:
                  n_distractors: int = N_DISTRACTORS, text_encoder=None, device=None, other_split: bool = True,
                  max_prompts: int = 1000, by: str | None = None):
         from .data import DataConfig, load_captioned_images
+        from .text import nearest_rows
 
         t0 = time.perf_counter()
         self.evaluator = load_evaluator(evaluator, device=device)
@@ -434,15 +435,12 @@ class EvalContext:
         self.distractors = table[dis]
         # look-alike distractors: the names (first captions) of other concepts nearest to the evaluated caption
         names = sorted({index[caps[0]] for caps in data.captions})
-        near = []
-        for i, true in zip(self.rows, self.true_text):
-            allowed = [j for j in names if j not in concept_captions[concepts[i]]]
-            sim = table[allowed].float() @ true.float()
-            near.append([allowed[j] for j in sim.topk(min(N_LOOK_ALIKES, len(allowed))).indices.tolist()])
-        k_near = min(len(r) for r in near)
+        banned_of = [concept_captions[concepts[i]] for i in self.rows]
+        k_near = min([N_LOOK_ALIKES] + [len(names) - len(banned.intersection(names)) for banned in banned_of])
+        near = nearest_rows(self.true_text, table, names, banned_of, k_near)
         self.n_look_alike_candidates = 1 + k_near
-        self.look_alike_captions = [[unique[j] for j in r[:k_near]] for r in near]
-        self.look_alikes = table[torch.tensor([r[:k_near] for r in near], dtype=torch.long).reshape(len(self.rows), k_near)]
+        self.look_alike_captions = [[unique[j] for j in r] for r in near.tolist()]
+        self.look_alikes = table[near]
         # real features and the references
         self.real_f, self.real_v = self.evaluator.encode(data.images[self.rows])
         self.centre = self.real_f.mean(0)

@@ -92,6 +92,23 @@ def pooling_for(model) -> str:
     return "mean"
 
 
+def nearest_rows(queries: torch.Tensor, table: torch.Tensor, candidates: list[int], exclude: list[set[int]],
+                 k: int, chunk: int = 1024) -> torch.Tensor:
+    """For each query vector, the `k` rows of `table` among `candidates` with the highest dot product (cosine for unit
+    vectors), leaving out that query's `exclude` set: [queries, k], nearest first. Look-alike captions for hard
+    negatives (training) and for look-alike distractors (evaluation)."""
+    bank = table[candidates].float()
+    ids = torch.tensor(candidates, dtype=torch.long)
+    position = {row: j for j, row in enumerate(candidates)}
+    out = torch.empty(len(queries), k, dtype=torch.long)
+    for start in range(0, len(queries), chunk):
+        sim = queries[start : start + chunk].float() @ bank.T
+        for i, rows in enumerate(exclude[start : start + chunk]):
+            sim[i, [position[r] for r in rows if r in position]] = -float("inf")
+        out[start : start + len(sim)] = ids[sim.topk(k, dim=1).indices]
+    return out
+
+
 class TextEncoder:
     """Prompts → L2-normalised sentence embeddings [B, dim], batched, with an in-memory LRU cache per prompt."""
 

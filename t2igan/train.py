@@ -708,21 +708,16 @@ def _low_res_l1(images: torch.Tensor, target: torch.Tensor, size: int) -> torch.
 def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, pool: int) -> torch.Tensor:
     """For each image, the caption rows of the `pool` names (first captions) of other images nearest to its own name
     by cosine, leaving out every caption of the image itself (a name it shares is not a mismatch): [images, pool]."""
+    from .text import nearest_rows
+
     names = sorted({rows[0] for rows in caption_rows})
-    bank = text_table[names].float()
-    position = {row: k for k, row in enumerate(names)}
-    pool = min(pool, len(names) - max(sum(r in position for r in set(rows)) for rows in caption_rows))
+    own = [set(rows) for rows in caption_rows]
+    is_name = set(names)
+    pool = min(pool, len(names) - max(len(rows & is_name) for rows in own))
     if pool < 1:
         raise ValueError("hard_negatives: no image has another image's name (first caption) to be told apart from; "
                          "the data needs images with at least two different first captions")
-    out = torch.empty(len(caption_rows), pool, dtype=torch.long)
-    for start in range(0, len(caption_rows), 1024):
-        chunk = caption_rows[start : start + 1024]
-        sim = text_table[[rows[0] for rows in chunk]].float() @ bank.T
-        for i, rows in enumerate(chunk):
-            sim[i, [position[r] for r in set(rows) if r in position]] = -float("inf")
-        out[start : start + len(chunk)] = torch.tensor(names)[sim.topk(pool, dim=1).indices]
-    return out
+    return nearest_rows(text_table[[rows[0] for rows in caption_rows]], text_table, names, own, pool)
 
 
 def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, autocast) -> torch.Tensor:
