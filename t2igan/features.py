@@ -82,19 +82,34 @@ class ProjectedCritic(nn.Module):
         self.net.requires_grad_(False)  # only the heads ever learn
         return self
 
+    def _heads(self, images: torch.Tensor):
+        """The frozen network's features of the images, and the heads' maps of them (computed once per batch)."""
+        features = self.net.features(images)
+        return features, [head(f) for head, f in zip(self.heads, features)]
+
+    def score(self, hs: list[torch.Tensor], e: torch.Tensor) -> torch.Tensor:
+        """Head maps + sentence embedding → one logit per pair (the sum over the feature levels)."""
+        t = self.text_map(e)
+        return sum(pair_logit(h, t, joint, project) for h, joint, project in zip(hs, self.joint, self.project))
+
+    def scores(self, images: torch.Tensor, *texts: torch.Tensor, with_logits: bool = False):
+        """Logits of each image with each set of sentences (one row per image), from one pass over the images; with
+        `with_logits` also the FeatureNet's class logits."""
+        features, hs = self._heads(images)
+        out = [self.score(hs, e) for e in texts]
+        return (out, self.net.logits(features)) if with_logits else out
+
     def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None,
                 with_logits: bool = False):
-        """Scores; with `with_logits` also the FeatureNet's class logits of `images`, from the same features."""
-        features = self.net.features(images)
-        hs = [head(f) for head, f in zip(self.heads, features)]
-        n = images.shape[0] if mismatched is None else mismatched.shape[0]
-        if mismatched is not None:  # real images also scored against the wrong sentences
-            hs = [torch.cat([h, h[:n]]) for h in hs]
-            e = torch.cat([e, mismatched])
-        t = self.text_map(e)
-        out = sum(pair_logit(h, t, joint, project) for h, joint, project in zip(hs, self.joint, self.project))
+        """Scores; with `with_logits` also the FeatureNet's class logits of `images`, from the same features.
+        With `mismatched` (training): images = [real; fake], and the real images are also scored against the wrong
+        sentences; returns (real, fake, mismatched) logits."""
         if mismatched is None:
-            return (out, self.net.logits(features)) if with_logits else out
+            out = self.scores(images, e, with_logits=with_logits)
+            return (out[0][0], out[1]) if with_logits else out[0]
+        n = mismatched.shape[0]
+        _, hs = self._heads(images)
+        out = self.score([torch.cat([h, h[:n]]) for h in hs], torch.cat([e, mismatched]))
         return out[:n], out[n : 2 * n], out[2 * n :]
 
 

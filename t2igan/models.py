@@ -187,6 +187,11 @@ class Discriminator(ModelMixin, ConfigMixin):
         """Feature map + sentence embedding → one logit per pair."""
         return pair_logit(h, self.text_map(e), self.joint, self.project)
 
+    def scores(self, images: torch.Tensor, *texts: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of each image with each set of sentences (one row per image), from one pass over the images."""
+        h = self.features(images)
+        return [self.score(h, e) for e in texts]
+
     def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
         """Logits for (images[i], e[i]). With `mismatched` (training): images = [real; fake], and the real images are
         also scored against the wrong sentences; returns (real, fake, mismatched) logits from one forward pass."""

@@ -68,6 +68,9 @@ class TrainConfig:
                                                 # look-alike (one of the HARD_POOL nearest other names in the text
                                                 # encoder's space) instead of a random other image's: teaches D, and
                                                 # through it G, what tells near neighbours apart (frowning vs grinning)
+    look_alike_contrast: float = 0.0            # G's loss that each of its images score higher with its own caption
+                                                # than with a look-alike's name, by D and the feature critic
+                                                # (XMC-GAN-style contrast with one hard negative; 0 = off)
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -229,7 +232,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px, {precision}")
-    look_alikes = _look_alike_names(caption_rows, text_table, HARD_POOL) if cfg.hard_negatives > 0 else None
+    look_alikes = (_look_alike_names(caption_rows, text_table, HARD_POOL)
+                   if cfg.hard_negatives > 0 or cfg.look_alike_contrast > 0 else None)
     hint = allocator_hint(acc.device, cfg.batch_size)
     log(hint) if hint else None
     policy = parse_policy(cfg.augment)
@@ -390,7 +394,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             rows = pick_captions(idx)
             e = text_table[rows]
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
-            if look_alikes is not None:  # ... or, for a fraction of the batch, the name of a look-alike
+            if cfg.hard_negatives > 0:  # ... or, for a fraction of the batch, the name of a look-alike
                 h = round(cfg.hard_negatives * real.shape[0])
                 pick = torch.randint(look_alikes.shape[1], (h,), device=dev)
                 e_wrong = torch.cat([text_table[look_alikes[idx[:h].to(dev), pick]], e_wrong[h:]])
@@ -453,11 +457,25 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 fake, fake2, kept = out[:n], out[n:nq], out[nq:nk]
                 fake_rec = out[nk:] if len(z_rec) else None
                 fake_in = diff_augment(fake.float(), policy)
-                loss_g = -D_plain(fake_in, e).float().mean()
+                # ---- with look_alike_contrast, each image is also scored against the name of one of its caption's
+                #      look-alikes (same image pass): it should score higher with its own caption
+                texts = [e]
+                if cfg.look_alike_contrast > 0:
+                    pick = torch.randint(look_alikes.shape[1], (n,), device=dev)
+                    texts.append(text_table[look_alikes[idx.to(dev), pick]])
+                d_out = [o.float() for o in D_plain.scores(fake_in, *texts)]
+                loss_g = -d_out[0].mean()
+                critic_outs = [(1.0, d_out)]
                 if P is not None:  # class logits (same FeatureNet pass) only for the concept loss
-                    p_fake, logits = (P_plain(fake_in, e, with_logits=True) if cfg.concept_loss > 0
-                                      else (P_plain(fake_in, e), None))
-                    loss_g = loss_g - cfg.feature_critic_weight * p_fake.float().mean()
+                    p_out, logits = (P_plain.scores(fake_in, *texts, with_logits=True) if cfg.concept_loss > 0
+                                     else (P_plain.scores(fake_in, *texts), None))
+                    p_out = [o.float() for o in p_out]
+                    loss_g = loss_g - cfg.feature_critic_weight * p_out[0].mean()
+                    critic_outs.append((cfg.feature_critic_weight, p_out))
+            loss_con = torch.zeros((), device=dev)
+            if cfg.look_alike_contrast > 0:  # softplus(other − own): a two-way softmax loss on the critics' logits
+                loss_con = sum(w * F.softplus(out[1] - out[0]).mean() for w, out in critic_outs)
+                loss_g = loss_g + cfg.look_alike_contrast * loss_con
             # ---- concept loss (AC-GAN style, frozen classifier): the image should show the caption's concept
             #      (captions without one concept, label -1, are left out of the mean)
             loss_cls = torch.zeros((), device=dev)
@@ -506,7 +524,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             step += 1
 
             losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls,
-                                  loss_keep]).detach().float()
+                                  loss_keep, loss_con]).detach().float()
             if not torch.isfinite(losses).all():
                 raise TrainingDiverged(
                     f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
@@ -518,7 +536,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "keep": mean[10], "it_s": rate, "img_s": rate * batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "keep": mean[10], "look_alike_contrast": mean[11], "it_s": rate, "img_s": rate * batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:
@@ -570,6 +588,9 @@ def _validate(cfg: TrainConfig) -> None:
     if not isinstance(cfg.hard_negatives, (int, float)) or isinstance(cfg.hard_negatives, bool) \
             or not 0.0 <= cfg.hard_negatives <= 1.0:
         raise ValueError(f"hard_negatives must be a fraction from 0 to 1, got {cfg.hard_negatives!r}")
+    if not (isinstance(cfg.look_alike_contrast, (int, float)) and not isinstance(cfg.look_alike_contrast, bool)
+            and math.isfinite(cfg.look_alike_contrast) and cfg.look_alike_contrast >= 0):
+        raise ValueError(f"look_alike_contrast must be a number >= 0, got {cfg.look_alike_contrast!r}")
     for name in ("lr_g", "lr_d"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
@@ -715,7 +736,7 @@ def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, p
     is_name = set(names)
     pool = min(pool, len(names) - max(len(rows & is_name) for rows in own))
     if pool < 1:
-        raise ValueError("hard_negatives: no image has another image's name (first caption) to be told apart from; "
+        raise ValueError("hard_negatives, look_alike_contrast: no image has another image's name (first caption) to be told apart from; "
                          "the data needs images with at least two different first captions")
     return nearest_rows(text_table[[rows[0] for rows in caption_rows]], text_table, names, own, pool)
 

@@ -15,6 +15,17 @@ def test_shapes_for_each_size(size):
         assert d(x, e).shape == (2,)
 
 
+def test_discriminator_scores_several_captions_from_one_image_pass():
+    torch.manual_seed(0)
+    d = Discriminator(resolution=32)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    e1, e2 = (torch.nn.functional.normalize(torch.randn(3, 384), dim=1) for _ in range(2))
+    with torch.no_grad():
+        own, other = d.scores(x, e1, e2)
+        assert torch.allclose(own, d(x, e1), atol=1e-6) and torch.allclose(other, d(x, e2), atol=1e-6)
+        assert not torch.allclose(own, other)
+
+
 def test_default_64px_generator_is_cheap():
     g = Generator()
     flops = count_flops(g, torch.randn(1, 64), torch.randn(1, 384))

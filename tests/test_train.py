@@ -166,11 +166,44 @@ def test_hard_negatives_reach_the_discriminator(tmp_path, shapes, monkeypatch):
             train(cfg(tmp_path / "bad", shapes, hard_negatives=bad))
 
 
+def test_look_alike_contrast_scores_gs_images_against_look_alike_names(tmp_path, shapes, monkeypatch):
+    """G's contrast term: in G's step each image is also scored with a look-alike's name (never its own caption),
+    the term is logged, and it changes G's update (same D step: the weights after one step differ); validated."""
+    from t2igan.models import Discriminator
+    from t2igan.text import TextEncoder
+
+    seen = []
+    scores = Discriminator.scores
+
+    def spy(self, images, *texts):
+        seen.append([t.detach().clone() for t in texts])
+        return scores(self, images, *texts)
+
+    monkeypatch.setattr(Discriminator, "scores", spy)
+    assert train(cfg(tmp_path, shapes, steps=2, look_alike_contrast=1.0))["status"] == "completed"
+    names = TextEncoder.from_pretrained().encode([f"a {c} {s}" for c in COLORS for s in SHAPES])
+    assert len(seen) == 2 and all(len(texts) == 2 for texts in seen)
+    for own, other in seen:
+        assert ((other @ names.T).max(1).values > 0.9999).all(), "each contrasting caption is a name"
+        assert ((own * other).sum(1) < 0.9999).all(), "never the image's own caption"
+    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(s["look_alike_contrast"] > 0 for s in stats)
+    weights = {}
+    for w in (0.0, 5.0):
+        train(cfg(tmp_path / str(w), shapes, steps=1, look_alike_contrast=w))
+        weights[w] = load_checkpoint(tmp_path / str(w) / "run" / CHECKPOINT)
+    assert torch.equal(weights[0.0]["D"]["from_rgb.weight"], weights[5.0]["D"]["from_rgb.weight"])
+    assert not torch.equal(weights[0.0]["G"]["stem.weight"], weights[5.0]["G"]["stem.weight"])
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="look_alike_contrast must be"):
+            train(cfg(tmp_path / "bad", shapes, look_alike_contrast=bad))
+
+
 def test_feature_critic_pretrain_and_train(tmp_path):
     """The Projected-GAN-style critic: pretrain a (tiny) FeatureNet on the data, then train with it; its heads learn,
     the feature network stays frozen, and both are in the checkpoint for an exact resume."""
     from t2igan.cli import main
-    from t2igan.features import FeatureNet
+    from t2igan.features import FeatureNet, ProjectedCritic
 
     shapes = make_shapes_folder(tmp_path / "shapes64", size=64)
     assert main(["features", "--data", str(shapes), "--out", str(tmp_path / "features"), "--minutes", "0.02",
@@ -193,6 +226,15 @@ def test_feature_critic_pretrain_and_train(tmp_path):
     result = train(cfg(tmp_path / "concept", shapes, steps=2, concept_loss=1.0, **kw))
     stats = [json.loads(l) for l in (tmp_path / "concept" / "run" / "stats.jsonl").read_text().splitlines()]
     assert result["status"] == "completed" and all(s["concept"] > 0 for s in stats)
+    # the contrast term also asks the feature critic (one pass over the images for both captions)
+    result = train(cfg(tmp_path / "contrast", shapes, steps=2, look_alike_contrast=1.0, **kw))
+    stats = [json.loads(l) for l in (tmp_path / "contrast" / "run" / "stats.jsonl").read_text().splitlines()]
+    assert result["status"] == "completed" and all(s["look_alike_contrast"] > 0 for s in stats)
+    critic = ProjectedCritic(net)
+    x, e1, e2 = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 384), torch.randn(2, 384)
+    with torch.no_grad():
+        own, other = critic.scores(x, e1, e2)
+        assert torch.allclose(own, critic(x, e1), atol=1e-5) and torch.allclose(other, critic(x, e2), atol=1e-5)
     with pytest.raises(ValueError, match="concept_loss needs feature_critic"):
         train(cfg(tmp_path / "bad", shapes, concept_loss=1.0))
     other = make_shapes_folder(tmp_path / "other", copies=1, size=64)
