@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of D's mismatched pairs that pair an image with a look-alike's name (one of the 8 "
                         "nearest other names) instead of a random caption (default 0)")
     t.add_argument("--look-alike-contrast", type=float, default=None, metavar="W",
-                   help="weight of G's loss that its image score higher, by D and the feature critic, with its own "
+                   help="weight of G's loss that its images score higher, by D and the feature critic, with their own "
                         "caption than with a look-alike's name (default 0 = off)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
     t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
