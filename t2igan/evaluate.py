@@ -435,10 +435,9 @@ class EvalContext:
         self.distractors = table[dis]
         # look-alike distractors: the names (first captions) of other concepts nearest to the evaluated caption
         names = sorted({index[caps[0]] for caps in data.captions})
-        banned_of = [concept_captions[concepts[i]] for i in self.rows]
-        k_near = min([N_LOOK_ALIKES] + [len(names) - len(banned.intersection(names)) for banned in banned_of])
-        near = nearest_rows(self.true_text, table, names, banned_of, k_near)
-        self.n_look_alike_candidates = 1 + k_near
+        near = nearest_rows(self.true_text, table, names, [concept_captions[concepts[i]] for i in self.rows],
+                            N_LOOK_ALIKES)
+        self.n_look_alike_candidates = 1 + near.shape[1]
         self.look_alike_captions = [[unique[j] for j in r] for r in near.tolist()]
         self.look_alikes = table[near]
         # real features and the references

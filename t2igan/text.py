@@ -95,11 +95,13 @@ def pooling_for(model) -> str:
 def nearest_rows(queries: torch.Tensor, table: torch.Tensor, candidates: list[int], exclude: list[set[int]],
                  k: int, chunk: int = 1024) -> torch.Tensor:
     """For each query vector, the `k` rows of `table` among `candidates` with the highest dot product (cosine for unit
-    vectors), leaving out that query's `exclude` set: [queries, k], nearest first. Look-alike captions for hard
-    negatives (training) and for look-alike distractors (evaluation)."""
+    vectors), leaving out that query's `exclude` set: [queries, k'], nearest first, where k' is k or, if fewer, the
+    candidates left to every query (0 when some query has none). Look-alike captions for hard negatives (training)
+    and for look-alike distractors (evaluation)."""
     bank = table[candidates].float()
     ids = torch.tensor(candidates, dtype=torch.long)
     position = {row: j for j, row in enumerate(candidates)}
+    k = max(0, min([k] + [len(candidates) - sum(r in position for r in set(rows)) for rows in exclude]))
     out = torch.empty(len(queries), k, dtype=torch.long)
     for start in range(0, len(queries), chunk):
         sim = queries[start : start + chunk].float() @ bank.T

@@ -322,6 +322,10 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         (run / "samples").mkdir(exist_ok=True)
 
+    def look_alike_of(idx: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors: for each image, the name of one of its look-alikes, drawn at random (a new draw each call)."""
+        return text_table[look_alikes[idx.to(dev), torch.randint(look_alikes.shape[1], (len(idx),), device=dev)]]
+
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
         """Rows of the caption table: one caption per image, drawn at random among its captions (a new draw every step)."""
         return torch.tensor([random.choice(caption_rows[i]) for i in idx.tolist()], device=dev)
@@ -396,8 +400,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
             if cfg.hard_negatives > 0:  # ... or, for a fraction of the batch, the name of a look-alike
                 h = round(cfg.hard_negatives * real.shape[0])
-                pick = torch.randint(look_alikes.shape[1], (h,), device=dev)
-                e_wrong = torch.cat([text_table[look_alikes[idx[:h].to(dev), pick]], e_wrong[h:]])
+                e_wrong = torch.cat([look_alike_of(idx[:h]), e_wrong[h:]])
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
             # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
@@ -461,8 +464,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 #      look-alikes (same image pass): it should score higher with its own caption
                 texts = [e]
                 if cfg.look_alike_contrast > 0:
-                    pick = torch.randint(look_alikes.shape[1], (n,), device=dev)
-                    texts.append(text_table[look_alikes[idx.to(dev), pick]])
+                    texts.append(look_alike_of(idx))
                 d_out = [o.float() for o in D_plain.scores(fake_in, *texts)]
                 loss_g = -d_out[0].mean()
                 critic_outs = [(1.0, d_out)]
@@ -732,13 +734,12 @@ def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, p
     from .text import nearest_rows
 
     names = sorted({rows[0] for rows in caption_rows})
-    own = [set(rows) for rows in caption_rows]
-    is_name = set(names)
-    pool = min(pool, len(names) - max(len(rows & is_name) for rows in own))
-    if pool < 1:
+    near = nearest_rows(text_table[[rows[0] for rows in caption_rows]], text_table, names,
+                        [set(rows) for rows in caption_rows], pool)
+    if near.shape[1] < 1:
         raise ValueError("hard_negatives, look_alike_contrast: no image has another image's name (first caption) to be told apart from; "
                          "the data needs images with at least two different first captions")
-    return nearest_rows(text_table[[rows[0] for rows in caption_rows]], text_table, names, own, pool)
+    return near
 
 
 def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, autocast) -> torch.Tensor:
