@@ -230,6 +230,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .average import average_models
+
+    result = average_models(args.base, args.tuned, args.output, weight=args.weight)  # errors: main() prints them
+    print(f"{result['out']}: generator = {1 - result['weight']:g} × {result['base']} + {result['weight']:g} × "
+          f"{result['tuned']} ({result['parameters']:,} weights); discriminator and the rest from {result['tuned']}")
+    return 0
+
+
 def cmd_sheet(args) -> int:
     from .sheet import prompt_sheet
 
@@ -334,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True)
     _common(ex)
     ex.set_defaults(func=cmd_export)
+
+    av = sub.add_parser("average", help="interpolate the generators of a model and a continuation of it (WiSE-FT)")
+    av.add_argument("base", help="model name or folder, e.g. emoji-64")
+    av.add_argument("tuned", help="a model trained from BASE (--init or --resume), name or folder")
+    av.add_argument("--weight", type=float, default=0.5, help="share of TUNED, 0..1 (default 0.5)")
+    av.add_argument("-o", "--output", required=True, help="model folder to write (replaced atomically)")
+    av.set_defaults(func=cmd_average)
 
     sh = sub.add_parser("sheet", help="render a labelled prompt × seed sheet (PNG) to judge a model by eye")
     sh.add_argument("-o", "--output", default="prompt-sheet.png")

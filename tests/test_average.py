@@ -1,0 +1,67 @@
+"""Weight interpolation of two generators of one lineage (t2igan average)."""
+import copy
+
+import pytest
+import torch
+
+from t2igan import Generator, T2IGANPipeline
+from t2igan.average import AverageError, average_models
+from t2igan.cli import main
+
+from conftest import TINY_G
+
+
+def _pair(tiny_pipe, tmp_path):
+    """A tiny model and a 'continuation' of it (every generator weight moved), saved as two folders."""
+    tiny_pipe.save_pretrained(tmp_path / "base")
+    tuned = copy.deepcopy(tiny_pipe)
+    with torch.no_grad():
+        for p in tuned.generator.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        tuned.discriminator.from_rgb.bias.fill_(0.5)
+    tuned.save_pretrained(tmp_path / "tuned")
+    return tiny_pipe.generator, tuned.generator
+
+
+def test_average_is_the_weighted_mean_of_the_generators(tiny_pipe, tmp_path):
+    a, b = _pair(tiny_pipe, tmp_path)
+    for w in (0.0, 0.3, 1.0):
+        info = average_models(tmp_path / "base", tmp_path / "tuned", tmp_path / "mix", weight=w)
+        assert info["weight"] == w and info["parameters"] == sum(p.numel() for p in b.parameters())
+        mix = T2IGANPipeline.from_pretrained(tmp_path / "mix")
+        for (name, pm), pa, pb in zip(mix.generator.named_parameters(), a.parameters(), b.parameters()):
+            torch.testing.assert_close(pm, (1 - w) * pa + w * pb, msg=name)
+        assert mix.discriminator.from_rgb.bias[0].item() == 0.5, "the discriminator is the tuned model's"
+    images = mix(["a red circle"], seed=0, output_type="pt").images
+    assert images.shape == (1, 3, 32, 32)
+
+
+def test_average_can_replace_its_own_input(tiny_pipe, tmp_path):
+    a, b = _pair(tiny_pipe, tmp_path)
+    average_models(tmp_path / "base", tmp_path / "tuned", tmp_path / "base", weight=0.5)
+    mix = T2IGANPipeline.from_pretrained(tmp_path / "base")
+    p = next(mix.generator.parameters())
+    torch.testing.assert_close(p, (next(a.parameters()) + next(b.parameters())) / 2)
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")], "no temp or old folder left behind"
+
+
+def test_average_refuses_other_architectures_and_bad_weights(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "base")
+    other = copy.deepcopy(tiny_pipe)
+    other.register_modules(generator=Generator(**{**TINY_G, "channels": (32, 16, 16, 8)}))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(AverageError, match="different generators \\(channels\\)"):
+        average_models(tmp_path / "base", tmp_path / "other", tmp_path / "mix")
+    for w in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(AverageError, match="between 0 and 1"):
+            average_models(tmp_path / "base", tmp_path / "base", tmp_path / "mix", weight=w)
+    assert not (tmp_path / "mix").exists()
+
+
+def test_cli_average(tiny_pipe, tmp_path, capsys):
+    _pair(tiny_pipe, tmp_path)
+    assert main(["average", str(tmp_path / "base"), str(tmp_path / "tuned"), "--weight", "0.25",
+                 "-o", str(tmp_path / "mix")]) == 0
+    assert "0.75 ×" in capsys.readouterr().out and (tmp_path / "mix" / "model_index.json").is_file()
+    assert main(["average", str(tmp_path / "base"), str(tmp_path / "nowhere"), "-o", str(tmp_path / "m2")]) == 1
+    assert "nowhere" in capsys.readouterr().err
