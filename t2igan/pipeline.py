@@ -223,8 +223,8 @@ class T2IGANPipeline(DiffusionPipeline):
             raise
         finally:
             self.register_modules(text_encoder=te, tokenizer=tok)
-        for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:  # where it was loaded from: a path
-            # on this machine, not model data
+        # where it was loaded from is a path on this machine, not model data
+        for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:
             data = json.loads(config.read_text())
             if data.pop("_name_or_path", None) is not None:
                 config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
