@@ -19,13 +19,14 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
     """Write a model folder whose generator is (1 − weight)·base + weight·tuned; everything else (discriminator,
     text encoder, default truncation) is `tuned`'s. `base`, `tuned` and `out` may be the same folder names or
     paths; `out` is replaced atomically. Returns what was written."""
+    from .models import Generator
     from .pipeline import T2IGANPipeline
     from .weights import resolve_model
 
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
         raise AverageError(f"weight must be a number between 0 and 1 (the share of {tuned}), got {weight!r}")
     base_dir, tuned_dir = resolve_model(base), resolve_model(tuned)
-    a = T2IGANPipeline.from_pretrained(base_dir).generator
+    a = Generator.from_pretrained(base_dir, subfolder="generator", use_safetensors=True)  # BASE's text encoder: unused
     pipe = T2IGANPipeline.from_pretrained(tuned_dir)
     b = pipe.generator
     differ = sorted(k for k in set(a.config) | set(b.config)
