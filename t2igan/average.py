@@ -3,7 +3,8 @@
 Why: a continuation that gains on what it trained on (drawing each emoji equally often lifted the objects) can lose
 elsewhere (held-out emoji); a point between the two weight vectors often keeps most of the gain and little of the
 loss (WiSE-FT: Wortsman et al., 2022, "Robust fine-tuning of zero-shot models"). This only makes sense for two
-models where one was trained from the other (`--init`, `--resume`): unrelated networks do not share a weight space.
+models where one was trained from the other (`--init`, `--resume`): unrelated networks do not share a weight space. A continuation trained wider
+than its init (`--g-channels`) shares one with the init widened the way the trainer widened it (Net2Net, same seed).
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ class AverageError(ValueError):
 
 
 def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str | os.PathLike,
-                   weight: float = 0.5) -> dict:
+                   weight: float = 0.5, seed: int = 0) -> dict:
     """Write a model folder whose generator is (1 − weight)·base + weight·tuned; everything else (discriminator,
     text encoder, default truncation) is `tuned`'s. `base`, `tuned` and `out` may be the same folder names or
-    paths; `out` is replaced atomically. Returns what was written."""
+    paths; `out` is replaced atomically. If `tuned` was trained with wider generator widths than `base`
+    (`t2igan train --init BASE --g-channels ...`), `base` is first widened as the trainer did it, with `seed` the
+    run's `--seed` (the widening copies random channels; another seed pairs the wrong ones). Returns what was written."""
     from .models import Generator
     from .pipeline import T2IGANPipeline
     from .weights import resolve_model
@@ -31,7 +34,15 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
     b = pipe.generator
     differ = sorted(k for k in set(a.config) | set(b.config)
                     if not k.startswith("_") and a.config.get(k) != b.config.get(k))
-    if differ:
+    widened = differ == ["channels"] and _narrower(a.config.channels, b.config.channels)
+    if widened:
+        from .grow import widen_generator
+
+        try:
+            a = _adopt_new_hidden_units(widen_generator(a, b.config.channels, seed=seed), a, b)
+        except ValueError as e:
+            raise AverageError(f"{base_dir} cannot be widened to {tuned_dir}'s generator: {e}") from None
+    elif differ:
         raise AverageError(f"{base_dir} and {tuned_dir} have different generators ({', '.join(differ)}): "
                            "only two models of one lineage can be averaged")
     sa, sb = a.state_dict(), b.state_dict()
@@ -40,5 +51,29 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
     b.load_state_dict(mixed)
     pipe.save_pretrained(out)
     return {"out": str(out), "base": str(base_dir), "tuned": str(tuned_dir), "weight": float(weight),
-            "parameters": sum(v.numel() for v in mixed.values() if v.is_floating_point())}
+            "widened": list(a.config.channels) if widened else None, "parameters": sum(v.numel() for v in mixed.values() if v.is_floating_point())}
 
+
+
+def _narrower(a, b) -> bool:
+    """Widths `a` are `b`'s or narrower at every level (and differ somewhere)."""
+    return len(a) == len(b) and list(a) != list(b) and all(x <= y for x, y in zip(a, b))
+
+
+def _adopt_new_hidden_units(grown, narrow, tuned):
+    """The hidden units that widening adds to an affine head start with zero output weight, so their input weights
+    (a random init) do not change what the widened base draws: take `tuned`'s there, so the average moves only the
+    weights the base's images depend on. Returns `grown`."""
+    import torch
+
+    from .models import Affine
+
+    old, new = dict(narrow.named_modules()), dict(tuned.named_modules())
+    with torch.no_grad():
+        for name, module in grown.named_modules():
+            if isinstance(module, Affine):
+                for head in ("scale", "shift"):
+                    h = getattr(old[name], head)[0].out_features
+                    mine, theirs = getattr(module, head)[0], getattr(new[name], head)[0]
+                    mine.weight[h:], mine.bias[h:] = theirs.weight[h:], theirs.bias[h:]
+    return grown

@@ -233,7 +233,9 @@ def cmd_export(args) -> int:
 def cmd_average(args) -> int:
     from .average import average_models
 
-    result = average_models(args.base, args.tuned, args.output, weight=args.weight)  # errors: main() prints them
+    result = average_models(args.base, args.tuned, args.output, weight=args.weight, seed=args.seed)  # errors: main() prints them
+    if result["widened"]:
+        print(f"{result['base']}: generator widened to {result['widened']} (seed {args.seed}) to match {result['tuned']}")
     print(f"{result['out']}: generator = {1 - result['weight']:g} × {result['base']} + {result['weight']:g} × "
           f"{result['tuned']} ({result['parameters']:,} weights); discriminator and the rest from {result['tuned']}")
     return 0
@@ -349,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("tuned", help="a model trained from BASE (--init or --resume), name or folder")
     av.add_argument("--weight", type=float, default=0.5, help="share of TUNED, 0..1 (default 0.5)")
     av.add_argument("-o", "--output", required=True, help="model folder to write (replaced atomically)")
+    av.add_argument("--seed", type=int, default=0,
+                    help="TUNED's training --seed, used when TUNED was trained wider (--g-channels) than BASE (default 0)")
     av.set_defaults(func=cmd_average)
 
     sh = sub.add_parser("sheet", help="render a labelled prompt × seed sheet (PNG) to judge a model by eye")

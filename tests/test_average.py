@@ -7,6 +7,7 @@ import torch
 from t2igan import Generator, T2IGANPipeline
 from t2igan.average import AverageError, average_models
 from t2igan.cli import main
+from t2igan.grow import widen_generator
 
 from conftest import TINY_G
 
@@ -45,12 +46,47 @@ def test_average_can_replace_its_own_input(tiny_pipe, tmp_path):
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")], "no temp or old folder left behind"
 
 
+def test_average_widens_a_narrower_base_as_the_trainer_did(tiny_pipe, tmp_path):
+    """A continuation trained with --g-channels is averaged with its init widened by the same seeded Net2Net map."""
+    tiny_pipe.save_pretrained(tmp_path / "base")
+    wide = copy.deepcopy(tiny_pipe)
+    channels = [48, 48, 24, 12]  # TINY_G's (32, 32, 16, 8), each level wider
+    grown = widen_generator(tiny_pipe.generator, channels, seed=5)
+    wide.register_modules(generator=copy.deepcopy(grown))
+    with torch.no_grad():
+        for p in wide.generator.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    wide.save_pretrained(tmp_path / "wide")
+    info = average_models(tmp_path / "base", tmp_path / "wide", tmp_path / "mix", weight=0.5, seed=5)
+    assert info["widened"] == channels
+    mix = T2IGANPipeline.from_pretrained(tmp_path / "mix").generator
+    assert list(mix.config.channels) == channels
+    for (name, pm), pa, pb in zip(mix.named_parameters(), grown.parameters(), wide.generator.parameters()):
+        if ".scale.0." in name or ".shift.0." in name:  # an affine head's hidden layer: only the base's units mix
+            h = tiny_pipe.generator.get_submodule(name.rsplit(".", 1)[0]).out_features
+            torch.testing.assert_close(pm[h:], pb[h:], msg=f"{name}: the units widening added are the tuned's")
+            pm, pa, pb = pm[:h], pa[:h], pb[:h]
+        torch.testing.assert_close(pm, (pa + pb) / 2, msg=name)
+    average_models(tmp_path / "base", tmp_path / "wide", tmp_path / "other-seed", weight=0.5, seed=6)
+    other = T2IGANPipeline.from_pretrained(tmp_path / "other-seed").generator
+    assert not torch.allclose(other.blocks[1].conv1.weight, mix.blocks[1].conv1.weight), "another seed, other copies"
+    # weight 0: the widened base draws what the base drew
+    average_models(tmp_path / "base", tmp_path / "wide", tmp_path / "zero", weight=0.0, seed=5)
+    zero = T2IGANPipeline.from_pretrained(tmp_path / "zero")
+    torch.testing.assert_close(zero(["a red circle"], seed=0, output_type="pt").images,
+                               tiny_pipe(["a red circle"], seed=0, output_type="pt").images, atol=1e-4, rtol=0)
+
+
 def test_average_refuses_other_architectures_and_bad_weights(tiny_pipe, tmp_path):
     tiny_pipe.save_pretrained(tmp_path / "base")
     other = copy.deepcopy(tiny_pipe)
     other.register_modules(generator=Generator(**{**TINY_G, "channels": (32, 16, 16, 8)}))
     other.save_pretrained(tmp_path / "other")
-    with pytest.raises(AverageError, match="different generators \\(channels\\)"):
+    with pytest.raises(AverageError, match="different generators \\(channels\\)"):  # narrower, not wider
+        average_models(tmp_path / "base", tmp_path / "other", tmp_path / "mix")
+    other.register_modules(generator=Generator(**{**TINY_G, "channels": (40, 48, 24, 8)}))  # skip paths differ
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(AverageError, match="cannot be widened"):
         average_models(tmp_path / "base", tmp_path / "other", tmp_path / "mix")
     for w in (-0.1, 1.5, True, "0.5"):
         with pytest.raises(AverageError, match="between 0 and 1"):
