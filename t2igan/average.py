@@ -3,8 +3,9 @@
 Why: a continuation that gains on what it trained on (drawing each emoji equally often lifted the objects) can lose
 elsewhere (held-out emoji); a point between the two weight vectors often keeps most of the gain and little of the
 loss (WiSE-FT: Wortsman et al., 2022, "Robust fine-tuning of zero-shot models"). This only makes sense for two
-models where one was trained from the other (`--init`, `--resume`): unrelated networks do not share a weight space. A continuation trained wider
-than its init (`--g-channels`) shares one with the init widened the way the trainer widened it (Net2Net, same seed).
+models where one was trained from the other (`--init`, `--resume`): unrelated networks do not share a weight space.
+A continuation trained wider than its init (`--g-channels`) shares one with the init widened the way the trainer
+widened it (Net2Net, same seed).
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
     b.load_state_dict(mixed)
     pipe.save_pretrained(out)
     return {"out": str(out), "base": str(base_dir), "tuned": str(tuned_dir), "weight": float(weight),
-            "widened": list(a.config.channels) if widened else None, "parameters": sum(v.numel() for v in mixed.values() if v.is_floating_point())}
-
+            "widened": list(a.config.channels) if widened else None,
+            "parameters": sum(v.numel() for v in mixed.values() if v.is_floating_point())}
 
 
 def _narrower(a, b) -> bool:

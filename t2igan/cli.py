@@ -233,7 +233,8 @@ def cmd_export(args) -> int:
 def cmd_average(args) -> int:
     from .average import average_models
 
-    result = average_models(args.base, args.tuned, args.output, weight=args.weight, seed=args.seed)  # errors: main() prints them
+    # errors: main() prints them
+    result = average_models(args.base, args.tuned, args.output, weight=args.weight, seed=args.seed)
     if result["widened"]:
         print(f"{result['base']}: generator widened to {result['widened']} (seed {args.seed}) to match {result['tuned']}")
     print(f"{result['out']}: generator = {1 - result['weight']:g} × {result['base']} + {result['weight']:g} × "

@@ -46,7 +46,7 @@ def test_average_can_replace_its_own_input(tiny_pipe, tmp_path):
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")], "no temp or old folder left behind"
 
 
-def test_average_widens_a_narrower_base_as_the_trainer_did(tiny_pipe, tmp_path):
+def test_average_widens_a_narrower_base_as_the_trainer_did(tiny_pipe, tmp_path, capsys):
     """A continuation trained with --g-channels is averaged with its init widened by the same seeded Net2Net map."""
     tiny_pipe.save_pretrained(tmp_path / "base")
     wide = copy.deepcopy(tiny_pipe)
@@ -75,6 +75,10 @@ def test_average_widens_a_narrower_base_as_the_trainer_did(tiny_pipe, tmp_path):
     zero = T2IGANPipeline.from_pretrained(tmp_path / "zero")
     torch.testing.assert_close(zero(["a red circle"], seed=0, output_type="pt").images,
                                tiny_pipe(["a red circle"], seed=0, output_type="pt").images, atol=1e-4, rtol=0)
+    assert main(["average", str(tmp_path / "base"), str(tmp_path / "wide"), "--seed", "5",
+                 "-o", str(tmp_path / "cli")]) == 0
+    assert "widened to [48, 48, 24, 12] (seed 5)" in capsys.readouterr().out
+    torch.testing.assert_close(T2IGANPipeline.from_pretrained(tmp_path / "cli").generator.state_dict(), mix.state_dict())
 
 
 def test_average_refuses_other_architectures_and_bad_weights(tiny_pipe, tmp_path):
