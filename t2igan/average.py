@@ -40,7 +40,8 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
         from .grow import widen_generator
 
         try:
-            a = _adopt_new_hidden_units(widen_generator(a, b.config.channels, seed=seed), a, b)
+            # the hidden units widening adds are unused in BASE's images: TUNED's there, so only used weights mix
+            a = widen_generator(a, b.config.channels, seed=seed, hidden_from=b)
         except ValueError as e:
             raise AverageError(f"{base_dir} cannot be widened to {tuned_dir}'s generator: {e}") from None
     elif differ:
@@ -60,21 +61,3 @@ def _narrower(a, b) -> bool:
     """Widths `a` are `b`'s or narrower at every level (and differ somewhere)."""
     return len(a) == len(b) and list(a) != list(b) and all(x <= y for x, y in zip(a, b))
 
-
-def _adopt_new_hidden_units(grown, narrow, tuned):
-    """The hidden units that widening adds to an affine head start with zero output weight, so their input weights
-    (a random init) do not change what the widened base draws: take `tuned`'s there, so the average moves only the
-    weights the base's images depend on. Returns `grown`."""
-    import torch
-
-    from .models import Affine
-
-    old, new = dict(narrow.named_modules()), dict(tuned.named_modules())
-    with torch.no_grad():
-        for name, module in grown.named_modules():
-            if isinstance(module, Affine):
-                for head in ("scale", "shift"):
-                    h = getattr(old[name], head)[0].out_features
-                    mine, theirs = getattr(module, head)[0], getattr(new[name], head)[0]
-                    mine.weight[h:], mine.bias[h:] = theirs.weight[h:], theirs.bias[h:]
-    return grown

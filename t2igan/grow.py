@@ -44,10 +44,15 @@ def _split_in(weight: torch.Tensor, index: torch.Tensor, share: torch.Tensor) ->
     return weight[:, index] * share.view(shape)
 
 
-def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
-    """Per-channel scale/shift heads: copy the output rows; new hidden units (wider hidden layer) start with zero output weight."""
-    for d_head, s_head in ((dst.scale, src.scale), (dst.shift, src.shift)):
+def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor, donor: Affine | None = None) -> None:
+    """Per-channel scale/shift heads: copy the output rows; new hidden units (wider hidden layer) start with zero
+    output weight, and input weights from `donor` (an Affine of the new width) or else dst's random init."""
+    for head in ("scale", "shift"):
+        d_head, s_head = getattr(dst, head), getattr(src, head)
         h_old = s_head[0].out_features
+        if donor is not None:
+            d_head[0].weight[h_old:] = getattr(donor, head)[0].weight[h_old:]
+            d_head[0].bias[h_old:] = getattr(donor, head)[0].bias[h_old:]
         d_head[0].weight[:h_old] = s_head[0].weight
         d_head[0].bias[:h_old] = s_head[0].bias
         d_head[2].weight.zero_()
@@ -56,8 +61,13 @@ def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: int = 0) -> Generator:
-    """A generator with `channels` widths (each ≥ G's) that draws the same images as G (up to float rounding)."""
+def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: int = 0,
+                    hidden_from: Generator | None = None) -> Generator:
+    """A generator with `channels` widths (each ≥ G's) that draws the same images as G (up to float rounding).
+
+    `seed` picks which channels the new ones copy. The hidden units added to the affine heads have zero output weight,
+    so their input weights do not change the images: a random init, or `hidden_from`'s (a generator of these widths,
+    e.g. one trained from this widening, so that the two differ only in weights the images depend on)."""
     old = list(G.config.channels)
     channels = [int(c) for c in channels]
     if len(channels) != len(old):
@@ -68,6 +78,8 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
         if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
             raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
                              "consecutive levels are equal in both or in neither")
+    if hidden_from is not None and list(hidden_from.config.channels) != channels:
+        raise ValueError(f"widen: hidden_from has widths {list(hidden_from.config.channels)}, not {channels}")
     new = Generator(**_config(G, channels=channels)).to(next(G.parameters()).device)
     gen = torch.Generator().manual_seed(seed)
     maps, shares = [], []
@@ -83,10 +95,12 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
     _copy_out(new.stem, G.stem, rows)
     for k, (nb, ob) in enumerate(zip(new.blocks, G.blocks)):
         i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
-        _grow_affine(nb.fuse1.a1, ob.fuse1.a1, i_map), _grow_affine(nb.fuse1.a2, ob.fuse1.a2, i_map)
+        donor = hidden_from.blocks[k] if hidden_from is not None else None
+        for path, index in (("fuse1.a1", i_map), ("fuse1.a2", i_map), ("fuse2.a1", o_map), ("fuse2.a2", o_map)):
+            _grow_affine(nb.get_submodule(path), ob.get_submodule(path), index,
+                         donor.get_submodule(path) if donor is not None else None)
         nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
         nb.conv1.bias.copy_(ob.conv1.bias[o_map])
-        _grow_affine(nb.fuse2.a1, ob.fuse2.a1, o_map), _grow_affine(nb.fuse2.a2, ob.fuse2.a2, o_map)
         nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
         nb.conv2.bias.copy_(ob.conv2.bias[o_map])
         if isinstance(ob.skip, nn.Conv2d):
