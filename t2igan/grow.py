@@ -51,8 +51,8 @@ def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor, donor: Affine | 
         d_head, s_head = getattr(dst, head), getattr(src, head)
         h_old = s_head[0].out_features
         if donor is not None:
-            d_head[0].weight[h_old:] = getattr(donor, head)[0].weight[h_old:]
-            d_head[0].bias[h_old:] = getattr(donor, head)[0].bias[h_old:]
+            hidden = getattr(donor, head)[0]
+            d_head[0].weight[h_old:], d_head[0].bias[h_old:] = hidden.weight[h_old:], hidden.bias[h_old:]
         d_head[0].weight[:h_old] = s_head[0].weight
         d_head[0].bias[:h_old] = s_head[0].bias
         d_head[2].weight.zero_()
