@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "
                         "grow the init generator to these widths, keeping what it draws (Net2Net)")
     t.add_argument("--d-channels", type=int, nargs="+", default=None, metavar="C",
-                   help="discriminator widths from the input size down to 4x4 (new models only)")
+                   help="discriminator widths from the input size down to 4x4, e.g. 16 32 64 128 256; with --init: "
+                        "grow the init discriminator to these widths (the 4x4 level keeps its width), same logits")
     t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
     t.add_argument("--feature-critic-weight", type=float, default=None)
     t.add_argument("--concept-loss", type=float, default=None,
@@ -418,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=float, default=None, metavar="W",
                    help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
                         "do not redraw everything else (L1 weight; default 30 with --init unless --resolution or "
-                        "--g-channels grows the model; 0 = off, e.g. to continue a long run on its own data)")
+                        "--g-channels / --d-channels grows the model; 0 = off, e.g. to continue a long run on its own data)")
     t.add_argument("--keep-prompts", default=None,
                    help="those prompts, separated by '|' (default: the prompt sheet's 24)")
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,

@@ -31,6 +31,29 @@ def _fractions(index: torch.Tensor, old: int, gen: torch.Generator) -> torch.Ten
     return u / total[index]
 
 
+def _check_widths(old: list[int], channels: list[int]) -> None:
+    """Widths a model of widths `old` can be widened to, or a ValueError saying why not."""
+    if len(channels) != len(old):
+        raise ValueError(f"widen: the model has {len(old)} levels {old}; got {len(channels)} widths {channels}")
+    if any(n < o for n, o in zip(channels, old)):
+        raise ValueError(f"widen: widths can only grow: {old} -> {channels}")
+    for (a0, b0), (a1, b1) in zip(zip(old[:-1], old[1:]), zip(channels[:-1], channels[1:])):
+        if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
+            raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
+                             "consecutive levels are equal in both or in neither")
+
+
+def _level_maps(old: list[int], channels: list[int], gen: torch.Generator):
+    """Per level: which old channel each new one copies, and its share of that channel's outgoing weight."""
+    maps, shares = [], []
+    for k, (o, n) in enumerate(zip(old, channels)):
+        if k and o == old[k - 1]:  # identity skip: both levels must copy the same channels
+            maps.append(maps[-1]), shares.append(shares[-1])
+        else:
+            maps.append(_mapping(o, n, gen)), shares.append(_fractions(maps[-1], o, gen))
+    return maps, shares
+
+
 def _copy_out(dst: nn.Module, src: nn.Module, index: torch.Tensor) -> None:
     """Output channels (rows) of a conv/linear: copies."""
     dst.weight.copy_(src.weight[index])
@@ -70,24 +93,11 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
     e.g. one trained from this widening, so that the two differ only in weights the images depend on)."""
     old = list(G.config.channels)
     channels = [int(c) for c in channels]
-    if len(channels) != len(old):
-        raise ValueError(f"widen: the model has {len(old)} levels {old}; got {len(channels)} widths {channels}")
-    if any(n < o for n, o in zip(channels, old)):
-        raise ValueError(f"widen: widths can only grow: {old} -> {channels}")
-    for (a0, b0), (a1, b1) in zip(zip(old[:-1], old[1:]), zip(channels[:-1], channels[1:])):
-        if (a0 == b0) != (a1 == b1):  # a 1×1 skip conv becomes the identity (or back) when in == out widths
-            raise ValueError(f"widen: {a0}->{b0} and {a1}->{b1} differ in their skip path; pick widths where "
-                             "consecutive levels are equal in both or in neither")
+    _check_widths(old, channels)
     if hidden_from is not None and list(hidden_from.config.channels) != channels:
         raise ValueError(f"widen: hidden_from has widths {list(hidden_from.config.channels)}, not {channels}")
     new = Generator(**_config(G, channels=channels)).to(next(G.parameters()).device)
-    gen = torch.Generator().manual_seed(seed)
-    maps, shares = [], []
-    for k, (o, n) in enumerate(zip(old, channels)):
-        if k and o == old[k - 1]:  # identity skip: both levels must copy the same channels
-            maps.append(maps[-1]), shares.append(shares[-1])
-        else:
-            maps.append(_mapping(o, n, gen)), shares.append(_fractions(maps[-1], o, gen))
+    maps, shares = _level_maps(old, channels, torch.Generator().manual_seed(seed))
 
     new.text_map.load_state_dict(G.text_map.state_dict())
     # stem: Linear → (C0, 4, 4); row c·16 + pixel
@@ -109,6 +119,34 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
     new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
     new.to_rgb.bias.copy_(G.to_rgb.bias)
     return new.train(G.training)
+
+
+@torch.no_grad()
+def widen_discriminator(D: Discriminator, channels: list[int] | tuple[int, ...], seed: int = 0) -> Discriminator:
+    """A discriminator with `channels` widths (each ≥ D's; the 4×4 level, which the text heads read, unchanged) that
+    gives the same logits as D. A thin critic at the fine levels cannot see the details G should learn (a mouth's
+    curve is a few pixels at 64 px); widening it keeps everything D has learnt and adds room there."""
+    old = list(D.config.channels)
+    channels = [int(c) for c in channels]
+    _check_widths(old, channels)
+    if channels[-1] != old[-1]:
+        raise ValueError(f"widen: the 4x4 level feeds the text heads and keeps its width {old[-1]}; got {channels[-1]}")
+    new = Discriminator(**_config(D, channels=channels)).to(next(D.parameters()).device)
+    maps, shares = _level_maps(old, channels, torch.Generator().manual_seed(seed))
+    new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith(("from_rgb.", "blocks."))},
+                        strict=False)  # the text map and the heads: the 4×4 level is as wide as before
+    _copy_out(new.from_rgb, D.from_rgb, maps[0])
+    for k, (nb, ob) in enumerate(zip(new.blocks, D.blocks)):
+        i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
+        nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
+        nb.conv1.bias.copy_(ob.conv1.bias[o_map])
+        nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
+        nb.conv2.bias.copy_(ob.conv2.bias[o_map])
+        if isinstance(ob.skip, nn.Conv2d):
+            nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
+            nb.skip.bias.copy_(ob.skip.bias[o_map])
+        nb.gate.copy_(ob.gate)
+    return new.train(D.training)
 
 
 # ============================================================================ deeper: one more resolution level

@@ -82,7 +82,7 @@ class TrainConfig:
     encoder: str = "minilm"                     # text encoder for a new model (fine-tuning uses the init's)
     resolution: int | None = None               # new model: 64 if unset; with init: grow it to this (2x, 4x)
     g_channels: list[int] | None = None         # default: models.DEFAULT_G_CHANNELS; with init: grow to these widths
-    d_channels: list[int] | None = None
+    d_channels: list[int] | None = None         # with init: grow D to these widths (4×4 level unchanged)
     z_dim: int = 64
     cond_dim: int = 192
     upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
@@ -93,7 +93,7 @@ class TrainConfig:
     keep: float | None = None                   # with init: L1 weight pulling G's images for prompts outside the data
                                                 # towards the init's (same noise), so a fine-tune on a few pictures
                                                 # does not redraw everything else; None: KEEP (30) with init unless the
-                                                # model is grown (resolution, g_channels), else 0
+                                                # model is grown (resolution, g_channels, d_channels), else 0
     keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
                                                 # data's captions are left out
     log_every: int = 10
@@ -206,8 +206,15 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             narrow, G = list(G.config.channels), widen_generator(G, cfg.g_channels, seed=cfg.seed)
             log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
+        d_shape = list(D.config.channels)
+        if cfg.d_channels and list(cfg.d_channels) != d_shape:
+            from .grow import widen_discriminator
+
+            D = widen_discriminator(D, cfg.d_channels, seed=cfg.seed)
+            log(f"discriminator widened {d_shape} -> {list(D.config.channels)} (same logits at step 0)")
         _report_ignored_architecture(cfg, G, D, log)
-        grown = (G.config.resolution, list(G.config.channels)) != init_shape
+        grown = ((G.config.resolution, list(G.config.channels)) != init_shape
+                 or list(D.config.channels) != d_shape)
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id, default_truncation = cfg.encoder, 1.0  # the export stores one from a local folder in the model

@@ -554,23 +554,25 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
                         "--g-channels", "24", "16", "8"]) == 1
     assert "32-px needs 4 channel widths" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
-    # with --init, wider generator widths grow the model (grow.py); narrower ones are an error, D's are ignored
+    # with --init, wider widths grow the model (grow.py), G's and D's alike; narrower ones are an error
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "8", "8", "8", "8",
-                        "--keep", "5", "--keep-prompts", "an airplane in the sky | a red circle"]) == 0
+                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "12", "12", "16",
+                        "16", "--keep", "5", "--keep-prompts", "an airplane in the sky | a red circle"]) == 0
     out = capsys.readouterr().out
     assert "keep 5: holding 1 prompts" in out and "too close to the data's captions: a red circle" in out
     assert "generator widened [24, 16, 8, 8] -> [32, 24, 12, 12]" in out
-    assert "d_channels [8, 8, 8, 8] ignored: fine-tuning keeps the architecture of" in out
+    assert "discriminator widened [8, 8, 16, 16] -> [12, 12, 16, 16]" in out
     grown = T2IGANPipeline.from_pretrained(tmp_path / "ft")
-    assert grown.generator.config.channels == [32, 24, 12, 12] and grown.discriminator.config.channels == [8, 8, 16, 16]
+    assert grown.generator.config.channels == [32, 24, 12, 12]
+    assert grown.discriminator.config.channels == [12, 12, 16, 16]
     grow = ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init", str(tmp_path / "m"),
-            "--g-channels", "32", "24", "12", "12"]
+            "--g-channels", "32", "24", "12", "12", "--d-channels", "12", "12", "16", "16"]
     assert main(base + grow + ["--steps", "2", "--resume"]) == 0  # a grown run resumes from its checkpoint
     assert load_checkpoint(tmp_path / "run-ft" / CHECKPOINT)["step"] == 2
-    assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 1
-    assert "widths can only grow" in capsys.readouterr().err
+    for widths in (["--g-channels", "8", "8", "8", "8"], ["--d-channels", "8", "8", "8", "8"]):
+        assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
+                            str(tmp_path / "m"), *widths]) == 1
+        assert "widths can only grow" in capsys.readouterr().err
 
 
 def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, capsys):
