@@ -67,6 +67,17 @@ def _split_in(weight: torch.Tensor, index: torch.Tensor, share: torch.Tensor) ->
     return weight[:, index] * share.view(shape)
 
 
+def _widen_block_convs(dst: nn.Module, src: nn.Module, i_map, i_share, o_map, o_share) -> None:
+    """An up- or down-block's conv1 (in → out), conv2 (out → out) and 1×1 skip (in → out) at the new widths."""
+    dst.conv1.weight.copy_(_split_in(src.conv1.weight, i_map, i_share)[o_map])
+    dst.conv1.bias.copy_(src.conv1.bias[o_map])
+    dst.conv2.weight.copy_(_split_in(src.conv2.weight, o_map, o_share)[o_map])
+    dst.conv2.bias.copy_(src.conv2.bias[o_map])
+    if isinstance(src.skip, nn.Conv2d):
+        dst.skip.weight.copy_(_split_in(src.skip.weight, i_map, i_share)[o_map])
+        dst.skip.bias.copy_(src.skip.bias[o_map])
+
+
 def _grow_affine(dst: Affine, src: Affine, index: torch.Tensor, donor: Affine | None = None) -> None:
     """Per-channel scale/shift heads: copy the output rows; new hidden units (wider hidden layer) start with zero
     output weight, and input weights from `donor` (an Affine of the new width) or else dst's random init."""
@@ -109,13 +120,7 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
         for path, index in (("fuse1.a1", i_map), ("fuse1.a2", i_map), ("fuse2.a1", o_map), ("fuse2.a2", o_map)):
             _grow_affine(nb.get_submodule(path), ob.get_submodule(path), index,
                          donor.get_submodule(path) if donor is not None else None)
-        nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
-        nb.conv1.bias.copy_(ob.conv1.bias[o_map])
-        nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
-        nb.conv2.bias.copy_(ob.conv2.bias[o_map])
-        if isinstance(ob.skip, nn.Conv2d):
-            nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
-            nb.skip.bias.copy_(ob.skip.bias[o_map])
+        _widen_block_convs(nb, ob, i_map, i_share, o_map, o_share)
     new.to_rgb.weight.copy_(_split_in(G.to_rgb.weight, maps[-1], shares[-1]))
     new.to_rgb.bias.copy_(G.to_rgb.bias)
     return new.train(G.training)
@@ -133,18 +138,14 @@ def widen_discriminator(D: Discriminator, channels: list[int] | tuple[int, ...],
         raise ValueError(f"widen: the 4x4 level feeds the text heads and keeps its width {old[-1]}; got {channels[-1]}")
     new = Discriminator(**_config(D, channels=channels)).to(next(D.parameters()).device)
     maps, shares = _level_maps(old, channels, torch.Generator().manual_seed(seed))
-    new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith(("from_rgb.", "blocks."))},
-                        strict=False)  # the text map and the heads: the 4×4 level is as wide as before
+    widened = ("from_rgb.", "blocks.")
+    missing, unexpected = new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith(widened)},
+                                              strict=False)  # the text map and the heads: the 4×4 level keeps its width
+    assert not unexpected and all(k.startswith(widened) for k in missing), (missing, unexpected)
     _copy_out(new.from_rgb, D.from_rgb, maps[0])
     for k, (nb, ob) in enumerate(zip(new.blocks, D.blocks)):
         i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
-        nb.conv1.weight.copy_(_split_in(ob.conv1.weight, i_map, i_share)[o_map])
-        nb.conv1.bias.copy_(ob.conv1.bias[o_map])
-        nb.conv2.weight.copy_(_split_in(ob.conv2.weight, o_map, o_share)[o_map])
-        nb.conv2.bias.copy_(ob.conv2.bias[o_map])
-        if isinstance(ob.skip, nn.Conv2d):
-            nb.skip.weight.copy_(_split_in(ob.skip.weight, i_map, i_share)[o_map])
-            nb.skip.bias.copy_(ob.skip.bias[o_map])
+        _widen_block_convs(nb, ob, i_map, i_share, o_map, o_share)
         nb.gate.copy_(ob.gate)
     return new.train(D.training)
 
