@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=float, default=None, metavar="W",
                    help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
                         "do not redraw everything else (L1 weight; default 30 with --init unless --resolution or "
-                        "--g-channels / --d-channels grows the model; 0 = off, e.g. to continue a long run on its own data)")
+                        "--g-channels / --d-channels grows the model; 0 = off, e.g. to continue a long run on its own "
+                        "data)")
     t.add_argument("--keep-prompts", default=None,
                    help="those prompts, separated by '|' (default: the prompt sheet's 24)")
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,

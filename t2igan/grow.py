@@ -140,7 +140,7 @@ def widen_discriminator(D: Discriminator, channels: list[int] | tuple[int, ...],
     maps, shares = _level_maps(old, channels, torch.Generator().manual_seed(seed))
     widened = ("from_rgb.", "blocks.")
     missing, unexpected = new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith(widened)},
-                                              strict=False)  # the text map and the heads: the 4×4 level keeps its width
+                                              strict=False)  # text map and heads: the 4×4 level keeps its width
     assert not unexpected and all(k.startswith(widened) for k in missing), (missing, unexpected)
     _copy_out(new.from_rgb, D.from_rgb, maps[0])
     for k, (nb, ob) in enumerate(zip(new.blocks, D.blocks)):
