@@ -61,7 +61,7 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
 
 
 def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", threads: int | None = None,
-                device: str | None = None, resolution: int = 64) -> dict:
+                device: str | None = None, resolution: int = 64, channels_last: bool = True) -> dict:
     """Time the real training loop (default 64-px models) on a generated dataset; steady-state it/s from its stats."""
     import tempfile
     from pathlib import Path
@@ -76,12 +76,13 @@ def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", 
         data = _synthetic_dataset(Path(tmp) / "data", n=max(2 * batch_size, 64), size=resolution)
         cfg = TrainConfig(data=str(data), out=str(Path(tmp) / "model"), run_dir=str(Path(tmp) / "run"),
                           steps=steps, batch_size=batch_size, precision=precision, resolution=resolution,
-                          log_every=5, sample_every=10**9, checkpoint_every=10**9, device=device, threads=threads)
+                          log_every=5, sample_every=10**9, checkpoint_every=10**9, device=device, threads=threads,
+                          channels_last=channels_last)
         train(cfg, progress=events.append)
     rates = [e["it_s"] for e in events if e["type"] == "step"][1:]  # the first window includes warm-up
     it_s = statistics.median(rates) if rates else float("nan")
     return {"bench": "train", "device": describe(pick_device(device)), "torch": torch.__version__,
-            "resolution": resolution, "batch_size": batch_size, "steps": steps,
+            "resolution": resolution, "batch_size": batch_size, "steps": steps, "channels_last": channels_last,
             "precision": resolve_precision(precision, pick_device(device)),
             "it_per_s": round(it_s, 3), "s_per_it": round(1 / it_s, 3), "images_per_s": round(it_s * batch_size, 1),
             "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

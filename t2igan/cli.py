@@ -137,7 +137,7 @@ def cmd_bench(args) -> int:
 
     if args.train:
         print(json.dumps(bench_train(steps=args.steps, batch_size=args.batch_size, precision=args.precision,
-                                     threads=args.threads, device=args.device)))
+                                     threads=args.threads, device=args.device, channels_last=args.channels_last)))
     else:
         print(json.dumps(bench_generate(args.model, device=args.device, threads=args.threads,
                                         batches=tuple(args.batches), repeats=args.repeats)))
@@ -426,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,
                    help="with --init: the exported EMA generator keeps averaging from the init's weights at full decay "
                         "from step 0 (continuing a long run) instead of ramping up (new models, short fine-tunes)")
+    t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
+                   help="keep the convolutions in NCHW layout (default on CPU and CUDA: NHWC, faster steps)")
     t.add_argument("--ema-decay", type=float, default=None,
                    help="decay of the exported generator's moving average (default 0.999; lower follows G sooner)")
     t.add_argument("--sample-every", type=int, default=None)
@@ -467,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    b.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="with --train: time NCHW convolutions (the trainer's default is NHWC)")
     _common(b)
     b.set_defaults(func=cmd_bench)
 

@@ -76,6 +76,7 @@ class TrainConfig:
                                                 # small fine-tune's export shows this run's training; off: the init's
                                                 # EMA keeps averaging over ≈ 1/(1 − decay) steps (continuing a long run)
     precision: str = "auto"                     # 'bf16' autocast, 'fp32', or 'auto': bf16 where it is fast (device.fast_bf16)
+    channels_last: bool = True                  # convolutions in NHWC layout on CPU and CUDA (faster steps, same maths)
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -224,6 +225,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
         grown = False
     G.train(), D.train()
+    if cfg.channels_last:
+        _to_channels_last(acc.device, G, D)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     keep = _keep_weight(cfg, grown)
     # frozen: what the init model draws (copied before a resume loads G)
@@ -252,6 +255,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is {resolution} px")
         P = ProjectedCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
                             cond_dim=D.config.cond_dim).train()
+        if cfg.channels_last:
+            _to_channels_last(acc.device, P)
     # a fine-tune's prompts outside its data (the sheet's, or keep_prompts): held by the keep term, shown in the samples
     others, other_table, dropped = _prompts_outside(encoder, cfg.keep_prompts, text_table) if cfg.init else ([], None, [])
     keep_table = None  # sentence vectors of the prompts whose images the keep term holds
@@ -575,6 +580,13 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     return result
 
 
+def _to_channels_last(device: torch.device, *modules: torch.nn.Module) -> None:
+    """NHWC layout for the convolutions (measured faster in CPU training steps, below in README); MPS stays NCHW."""
+    if device.type in ("cpu", "cuda"):
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
+
+
 def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id: str | None, out: str | os.PathLike,
            default_truncation: float = 1.0):
     """Write a pipeline folder (EMA generator for inference + the discriminator for later fine-tuning); a fine-tune
@@ -606,6 +618,8 @@ def _validate(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be a number between 0 and 1, got {v!r}")
     if not (isinstance(cfg.ema_decay, (int, float)) and 0 <= cfg.ema_decay < 1):
         raise ValueError(f"ema_decay must be a number from 0 (no averaging) up to but not including 1, got {cfg.ema_decay!r}")
+    if not isinstance(cfg.channels_last, bool):
+        raise ValueError(f"channels_last must be true or false, got {cfg.channels_last!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):

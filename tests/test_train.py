@@ -403,6 +403,29 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):
             assert resumed[s][k] == pytest.approx(full[s][k], rel=1e-5, abs=1e-6), (s, k)
 
 
+def test_channels_last_is_the_same_training_in_another_memory_layout(tmp_path, shapes, monkeypatch):
+    """NHWC convolutions (the default on CPU) change the speed, not the run: the same losses as NCHW."""
+    layouts = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # the layout the optimiser sees is the one the step ran in
+        layouts.append(next(p for g in self.param_groups for p in g["params"] if p.dim() == 4)
+                       .is_contiguous(memory_format=torch.channels_last))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    runs = {}
+    for nhwc in (True, False):
+        layouts.clear()
+        events, emit = collect()
+        train(cfg(tmp_path / str(nhwc), shapes, steps=3, channels_last=nhwc), progress=emit)
+        assert set(layouts) == {nhwc}
+        runs[nhwc] = [e for e in events if e["type"] == "step"]
+    for a, b in zip(runs[True], runs[False]):
+        for k in ("d", "d_real", "d_fake", "d_mismatch", "g"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), (a["step"], k)
+
+
 def test_resume_applies_this_runs_learning_rates(tmp_path, shapes):
     """Resuming with new --lr-g/--lr-d (e.g. to decay them) must not be overridden by the checkpoint's Adam state."""
     train(cfg(tmp_path, shapes, steps=2))
