@@ -259,7 +259,8 @@ def cmd_data_emoji(args) -> int:
 
     try:
         report = build_emoji_dataset(args.out, vendors=args.vendors, test_fraction=args.test_fraction,
-                                     seed=args.seed, resolution=args.resolution)
+                                     seed=args.seed, resolution=args.resolution,
+                                     colour_captions=args.colour_captions)
     except EmojiBuildError as e:
         print(f"t2igan: error: {e}", file=sys.stderr)
         return 1
@@ -460,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--test-fraction", type=float, default=0.05, help="held-out share of base emoji")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--resolution", type=int, default=64)
+    de.add_argument("--no-colour-captions", dest="colour_captions", action="store_false",
+                    help="leave out the caption with each image's drawn colour ('a yellow grinning face')")
     de.set_defaults(func=cmd_data_emoji)
 
     b = sub.add_parser("bench", help="generation (default) or --train speed benchmark (one JSON line)")

@@ -20,6 +20,7 @@ from t2igan.datasets.emoji import (
     EmojiBuildReport,
     build_emoji_dataset,
     captions_for,
+    dominant_colour,
     split_of,
 )
 
@@ -209,6 +210,44 @@ def test_captions_skin_tones():
         captions_for(e, skin="1F600")
 
 
+def test_dominant_colour_names_the_colour_most_opaque_pixels_have():
+    def disc(fill, bg=(0, 0, 0, 0)):  # a disc of one colour on a transparent (or given) background
+        im = Image.new("RGBA", (64, 64), bg)
+        ImageDraw.Draw(im).ellipse((8, 8, 56, 56), fill=fill + (255,))
+        return _png(im)
+
+    expected = {(252, 194, 27): "yellow", (221, 46, 68): "red", (85, 172, 238): "blue", (120, 177, 89): "green",
+                (244, 144, 12): "orange", (170, 142, 214): "purple", (244, 171, 186): "pink", (120, 70, 30): "brown",
+                (20, 20, 20): "black", (250, 250, 250): "white", (150, 150, 150): "grey"}
+    for rgb, word in expected.items():
+        assert dominant_colour(disc(rgb)) == word, rgb
+    # the transparent background never counts, an opaque one does
+    assert dominant_colour(disc((221, 46, 68), bg=(85, 172, 238, 255))) == "blue"
+    # no colour covers enough of the drawing: no word rather than a wrong one
+    bands = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    for i, fill in enumerate([(221, 46, 68), (85, 172, 238), (120, 177, 89)]):
+        ImageDraw.Draw(bands).rectangle((20 * i, 0, 20 * i + 19, 59), fill=fill + (255,))
+    assert dominant_colour(_png(bands)) is None
+    assert dominant_colour(_png(bands), share=0.3) in ("red", "blue", "green")
+    assert dominant_colour(_png(Image.new("RGBA", (8, 8), (0, 0, 0, 0)))) is None
+
+
+def test_colour_caption_only_where_the_name_takes_it():
+    face = {"name": "GRINNING FACE", "unified": "1F600", "category": "Smileys & Emotion",
+            "subcategory": "face-smiling"}
+    assert "a yellow grinning face" in captions_for(face, colour="yellow")
+    assert "an orange grinning face" in captions_for(face, colour="orange")
+    assert captions_for(face, colour="yellow")[0] == "grinning face"  # the name stays first
+    assert captions_for(face, colour=None) == [c for c in captions_for(face, colour="yellow") if "yellow" not in c]
+    heart = {"name": "YELLOW HEART", "unified": "1F49B", "category": "Smileys & Emotion", "subcategory": "heart"}
+    assert not any(c.startswith("a yellow yellow") for c in captions_for(heart, colour="yellow"))
+    thumbs = {"name": "THUMBS UP SIGN", "unified": "1F44D", "category": "People & Body",
+              "subcategory": "hand-fingers-closed"}
+    assert not any("brown" in c for c in captions_for(thumbs, skin="1F3FE", colour="brown"))  # the tone says it
+    flag = {"name": "Japan Flag", "unified": "1F1EF-1F1F5", "category": "Flags", "subcategory": "country-flag"}
+    assert not any("white" in c for c in captions_for(flag, colour="white"))
+
+
 def test_captions_flags():
     e = {"name": "Andorra Flag", "unified": "1F1E6-1F1E9", "short_names": ["flag-ad"],
          "category": "Flags", "subcategory": "country-flag"}
@@ -300,6 +339,7 @@ def test_captions_in_metadata(built):
     assert by_emoji["1F600"]["text"][0] == "grinning face"
     assert "grinning face, google style" in by_emoji["1F600"]["text"]
     assert "a smile emoji" in by_emoji["1F600"]["text"]  # emojilib keyword
+    assert "a yellow grinning face" in by_emoji["1F600"]["text"]  # its drawn colour (a yellow disc)
     medium = by_emoji["1F44D-1F3FD"]["text"]
     assert "thumbs up: medium skin tone" in medium and "thumbs up with medium skin tone" in medium
     assert by_emoji["1F44D-1F3FD"]["base"] == "1F44D" and by_emoji["1F44D-1F3FD"]["skin_tone"] == "medium skin tone"

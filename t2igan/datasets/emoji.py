@@ -13,7 +13,8 @@ a Hugging Face ``imagefolder`` with a ``train`` and a held-out ``test`` split::
     out_dir/SOURCES.md                packages, versions, licences, attribution
     out_dir/build.json                build parameters + counts
 
-Optionally, keywords from the ``emojilib`` npm package (MIT) enrich the captions.
+Optionally, keywords from the ``emojilib`` npm package (MIT) enrich the captions, and
+each image's drawn colour adds one (``"a yellow grinning face"``, :func:`dominant_colour`).
 
 The held-out split is by *concept*: every vendor and every skin tone of a base emoji
 lands in the same split (and bases that share a byte-identical image, or that are
@@ -298,18 +299,47 @@ def _dedupe(captions: Iterable[str]) -> list[str]:
     return out
 
 
+def dominant_colour(png: bytes, share: float = 0.45) -> str | None:
+    """The basic colour word that covers at least ``share`` of an image's opaque pixels ("yellow" for most faces,
+    "red" for a red heart), or None when no colour is that clear. Prompts say colours ("a happy yellow face"); emoji
+    names rarely do, so a caption with the drawn colour puts those prompts near their emoji in the text space."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    rgb = rgba[..., :3][rgba[..., 3] >= 0.5]
+    if len(rgb) == 0:
+        return None
+    hi, lo = rgb.max(1), rgb.min(1)
+    sat = np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-6), 0.0)
+    r, g, b = rgb.T
+    hue = (np.degrees(np.arctan2(np.sqrt(3.0) * (g - b), 2 * r - g - b)) + 360.0) % 360.0
+    names = np.select(
+        [hi < 0.2, (sat < 0.15) & (hi > 0.85), sat < 0.15,
+         (hue < 45) & (hi < 0.6), ((hue < 15) | (hue >= 345)) & (sat < 0.5) & (hi > 0.7),
+         (hue < 15) | (hue >= 345), hue < 40, hue < 70, hue < 165, hue < 255, hue < 290],
+        ["black", "white", "grey", "brown", "pink", "red", "orange", "yellow", "green", "blue", "purple"], default="pink")
+    words, counts = np.unique(names, return_counts=True)
+    best = int(counts.argmax())
+    return str(words[best]) if counts[best] >= share * len(names) else None
+
+
 def captions_for(
     entry: dict,
     skin: str | None = None,
     vendor: str | None = None,
     keywords: Sequence[str] = (),
+    colour: str | None = None,
 ) -> list[str]:
     """Natural-language captions for one emoji (optionally a skin-tone variant).
 
     ``entry`` is one record of emoji-datasource's ``emoji.json``; ``skin`` a key of its
     ``skin_variations`` (``'1F3FD'`` or ``'1F3FB-1F3FC'``); ``vendor`` adds one
     ``"<name>, <vendor> style"`` caption; ``keywords`` is an emojilib keyword list (its
-    first element, if snake_case, is treated as an alternative name).
+    first element, if snake_case, is treated as an alternative name); ``colour``, the drawn
+    colour (:func:`dominant_colour`), adds ``"a <colour> <name>"`` where the name takes an
+    article (not for skin-tone variants, whose tone words say it, nor for flags).
 
     Returns lower-case, de-duplicated captions; the first one is always the name.
     Every caption of a skin-tone variant mentions the tone in words.
@@ -347,6 +377,8 @@ def captions_for(
         caps += alts
         if style:
             caps.append(f"{name}, {style}")
+        if colour and article and not name.startswith(f"{colour} "):
+            caps.append(f"{_article(colour)} {colour} {name}")
         if kws:
             caps.append(f"{_article(kws[0])} {kws[0]} emoji")
             caps.append(", ".join([name] + kws[:3]))
@@ -611,6 +643,7 @@ def build_emoji_dataset(
     tarballs: dict[str, str] | None = None,
     resolution=64,
     background=(255, 255, 255),
+    colour_captions=True,
 ) -> EmojiBuildReport:
     """npm-pack the emoji-datasource packages (or use the given local tarballs, for tests) and write an imagefolder.
 
@@ -756,7 +789,8 @@ def build_emoji_dataset(
             kw = keywords.get(_emoji_char(it["base"]), ())
             rows[sp].append({
                 "file_name": rel,
-                "text": captions_for(entry, skin=it["skin"], vendor=EMOJI_SOURCES[v]["style"], keywords=kw),
+                "text": captions_for(entry, skin=it["skin"], vendor=EMOJI_SOURCES[v]["style"], keywords=kw,
+                                     colour=dominant_colour(it["raw"]) if colour_captions else None),
                 "emoji": it["code"],
                 "base": it["base"],
                 "vendor": v,
@@ -787,6 +821,7 @@ def build_emoji_dataset(
             "params": {
                 "vendors": vendors, "version": str(version), "test_fraction": float(test_fraction),
                 "seed": int(seed), "resolution": resolution, "background": list(background),
+                "colour_captions": bool(colour_captions),
                 "split": "sha256 of seed + base emoji code (grouped), per concept",
             },
             "sources": {
@@ -852,11 +887,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--npm", default="npm")
+    p.add_argument("--no-colour-captions", dest="colour_captions", action="store_false")
     a = p.parse_args(argv)
     try:
         report = build_emoji_dataset(a.out_dir, vendors=a.vendors, version=a.version, cache_dir=a.cache_dir,
                                      test_fraction=a.test_fraction, seed=a.seed, npm=a.npm,
-                                     resolution=a.resolution)
+                                     resolution=a.resolution, colour_captions=a.colour_captions)
     except EmojiBuildError as e:
         print(f"error: {e}")
         return 1
