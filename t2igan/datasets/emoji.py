@@ -787,10 +787,11 @@ def build_emoji_dataset(
             dest.mkdir(parents=True, exist_ok=True)
             (dest / it["image"]).write_bytes(png)
             kw = keywords.get(_emoji_char(it["base"]), ())
+            colour = dominant_colour(it["raw"]) if colour_captions and not it["skin"] else None  # tones say the colour
             rows[sp].append({
                 "file_name": rel,
                 "text": captions_for(entry, skin=it["skin"], vendor=EMOJI_SOURCES[v]["style"], keywords=kw,
-                                     colour=dominant_colour(it["raw"]) if colour_captions else None),
+                                     colour=colour),
                 "emoji": it["code"],
                 "base": it["base"],
                 "vendor": v,
