@@ -488,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_whole(0), nargs="+", default=[0],
                     help="images, captions and noise drawn with this seed; several (e.g. 0 1 2): each metric per "
                          "seed and its mean")
-    ev.add_argument("--truncation", type=float, default=1.0)
+    ev.add_argument("--truncation", type=float, default=None,
+                    help="noise scale for every model (default: each model's own, as generate and the app draw)")
     ev.add_argument("--diversity-prompts", type=int, default=32)
     ev.add_argument("--diversity-seeds", type=int, default=8)
     ev.add_argument("--by", default=None, metavar="FIELD",

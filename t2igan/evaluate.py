@@ -328,8 +328,9 @@ def _text_encoder(text_encoder, evaluator: Evaluator):
     return enc
 
 
-def pipeline_generate_fn(pipe, truncation: float = 1.0) -> GenerateFn:
-    """A T2IGANPipeline as a GenerateFn: image k of a call is (prompts[k], seeds[k]); output in [-1, 1]."""
+def pipeline_generate_fn(pipe, truncation: float | None = None) -> GenerateFn:
+    """A T2IGANPipeline as a GenerateFn: image k of a call is (prompts[k], seeds[k]); output in [-1, 1]. Draws at
+    `truncation`, or (None) at the model's own default, as `t2igan generate` and the app do."""
     from .pipeline import noise_for_seeds
 
     def generate(prompts: Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
@@ -340,7 +341,7 @@ def pipeline_generate_fn(pipe, truncation: float = 1.0) -> GenerateFn:
     return generate
 
 
-def _as_generate_fn(model, truncation: float, device=None, threads=None) -> tuple[GenerateFn, str, object]:
+def _as_generate_fn(model, truncation: float | None, device=None, threads=None) -> tuple[GenerateFn, str, object]:
     """(generate function, display name, the pipeline or None)."""
     if isinstance(model, (str, os.PathLike)) or model is None:
         from .weights import load_pipeline, resolve_model
@@ -354,6 +355,13 @@ def _as_generate_fn(model, truncation: float, device=None, threads=None) -> tupl
         return model, getattr(model, "__name__", "generate_fn"), None
     raise TypeError(f"evaluate: expected a model name/folder, a pipeline or a generate(prompts, seeds) callable, "
                     f"got {type(model).__name__}")
+
+
+def _drawn_at(pipe, truncation: float | None) -> float | None:
+    """The noise scale a model is evaluated at: the one asked for, else the pipeline's own default."""
+    if pipe is None:  # a generate(prompts, seeds) callable draws its own noise
+        return None
+    return float(truncation if truncation is not None else pipe.config.get("default_truncation", 1.0))
 
 
 def _generate_images(generate: GenerateFn, prompts: list[str], seeds: list[int], batch_size: int) -> list[torch.Tensor]:
@@ -544,7 +552,7 @@ class EvalContext:
 
 def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
                    evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None, seed: int = 0,
-                   diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float = 1.0,
+                   diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float | None = None,
                    device: str | None = None, threads: int | None = None, text_encoder=None,
                    by: str | None = None) -> dict:
     """Evaluate a model (name under weights/, folder, T2IGANPipeline, or generate(prompts, seeds) callable).
@@ -583,14 +591,15 @@ REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precisi
 def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = "data/emoji",
                    split: str = "test", evaluator: str | os.PathLike | Evaluator | None = None,
                    n_prompts: int | None = None, diversity_prompts: int = 32, diversity_seeds: int = 8,
-                   truncation: float = 1.0, device: str | None = None, threads: int | None = None,
+                   truncation: float | None = None, device: str | None = None, threads: int | None = None,
                    text_encoder=None, by: str | None = None) -> dict:
     """`evaluate_model` for several models on several seeds: each seed is one set of images, captions, noise and
     distractors that every model is measured on, so the models meet on equal terms; each metric comes per seed and
     as the mean over seeds. A difference between two models that one seed shows and another does not is noise.
+    `truncation` None: each pipeline draws at its own `default_truncation` (what its users see); a number: all do.
 
     Returns {"seeds", "split", "data", "n", "concepts", "truncation", "references": {name: mean over seeds},
-    "models": [{"model", "mean": {metric: mean}, "per_seed": {metric: [one value per seed]}, "by": {value:
+    "models": [{"model", "truncation" (the noise scale it drew at; None for a callable), "mean": {metric: mean}, "per_seed": {metric: [one value per seed]}, "by": {value:
     per-concept R-precision, mean over seeds} (with `by`), "runs": [the full result of each seed]}]}.
     """
     from .device import pick_device, set_threads
@@ -613,8 +622,8 @@ def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir:
         ctx = EvalContext(data_dir, split, evaluator=evaluator, n_prompts=n_prompts, seed=seed,
                           diversity_prompts=diversity_prompts, diversity_seeds=diversity_seeds,
                           text_encoder=text_encoder, device=pick_device(device), by=by)
-        for (generate, name, _), model_runs in zip(loaded, runs):
-            model_runs.append({"model": name, "truncation": float(truncation), **ctx.run(generate)})
+        for (generate, name, pipe), model_runs in zip(loaded, runs):
+            model_runs.append({"model": name, "truncation": _drawn_at(pipe, truncation), **ctx.run(generate)})
 
     def mean(values):
         values = [v for v in values if v is not None]
@@ -622,12 +631,12 @@ def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir:
 
     first = runs[0][0]
     out = {"seeds": seeds, "split": split, "data": first["data"], "n": first["n"], "concepts": first["concepts"],
-           "truncation": float(truncation), "by": by,
+           "truncation": None if truncation is None else float(truncation), "by": by,
            "references": {k: mean([r.get(k) for r in runs[0]]) for k in REFERENCES}, "models": []}
     for label, model_runs in zip(labels, runs):
         per_seed = {k: [r.get(k) for r in model_runs] for k in MODEL_METRICS}
-        entry = {"model": label, "mean": {k: mean(v) for k, v in per_seed.items()}, "per_seed": per_seed,
-                 "runs": model_runs}
+        entry = {"model": label, "truncation": model_runs[0]["truncation"],
+                 "mean": {k: mean(v) for k, v in per_seed.items()}, "per_seed": per_seed, "runs": model_runs}
         for key, field in (("by", "r_precision_by"), ("by_real", "r_precision_by_real")) if by else ():
             values = sorted({v for r in model_runs for v in r[field]})  # with --n, a seed may miss a rare value
             entry[key] = {v: mean([r[field].get(v, {}).get("r_precision") for r in model_runs]) for v in values}
@@ -649,9 +658,10 @@ def format_comparison(c: dict) -> str:
             ("R-precision, look-alikes ↑", "r_precision_look_alikes", ".3f"), ("Diversity ratio", "diversity_ratio", ".2f")]
     seeds = ", ".join(map(str, c["seeds"]))
     lines = [f"t2igan eval: {len(c['models'])} model(s) × seeds {seeds} on {c['data']} ({c['split']}: {c['n']} images, "
-             f"{c['concepts']} concepts; truncation {c['truncation']})",
+             f"{c['concepts']} concepts)",
              "each cell: mean over seeds (each seed's value)", ""]
-    table = [["metric"] + [m["model"] for m in c["models"]]]
+    table = [["metric"] + [m["model"] for m in c["models"]],
+             ["truncation"] + [num(m.get("truncation"), "g") for m in c["models"]]]
     for label, key, fmt in rows:
         table.append([label] + [f"{num(m['mean'][key], fmt)} ({' '.join(num(v, fmt) for v in m['per_seed'][key])})"
                                 for m in c["models"]])
@@ -738,7 +748,7 @@ def format_report(r: dict) -> str:
 
     lines = [f"t2igan eval: {r.get('model', '?')} on {r['data']} "
              f"({r['split']}: {r['n']} images, {r['concepts']} concepts)",
-             f"evaluator: {r['evaluator']}   seed {r['seed']}   truncation {r.get('truncation', 1.0)}", ""]
+             f"evaluator: {r['evaluator']}   seed {r['seed']}   truncation {_num(r.get('truncation'), 'g')}", ""]
     half = r["fd_real_halves_n"]
     other = (f"{num(r['fd_other_split'], '.2f')} real {r.get('other_split')} vs real {r['split']} "
              f"(N={r['fd_other_split_n']}: other concepts, real quality)"

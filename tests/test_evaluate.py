@@ -282,6 +282,23 @@ def test_compare_models_over_seeds_matches_single_evaluations(tiny_pipe, tiny_ev
     assert "--seed: must be at least 0, got -1" in capsys.readouterr().err
 
 
+def test_eval_draws_at_each_models_own_truncation_unless_told(tiny_pipe, tiny_evaluator, shapes, text_encoder):
+    """What `t2igan eval` measures is what a user of the model sees: its `default_truncation`, unless one is given."""
+    from t2igan import T2IGANPipeline
+
+    own = T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder,
+                         tokenizer=tiny_pipe.tokenizer, default_truncation=0.5)
+    kw = dict(data_dir=shapes, split="test", evaluator=tiny_evaluator[0], diversity_prompts=3, diversity_seeds=2,
+              device="cpu", text_encoder=text_encoder)
+    default, half, one = (evaluate_model(own, truncation=t, **kw) for t in (None, 0.5, 1.0))
+    assert (default["truncation"], half["truncation"], one["truncation"]) == (0.5, 0.5, 1.0)
+    assert default["diversity"] == pytest.approx(half["diversity"]) and default["fd"] == pytest.approx(half["fd"])
+    assert default["diversity"] < one["diversity"], "a noise scale of 0.5 draws less varied images than 1.0"
+    c = compare_models([own, tiny_pipe], seeds=[0], **kw)
+    assert [m["truncation"] for m in c["models"]] == [0.5, 1.0] and c["truncation"] is None
+    assert "truncation" in format_comparison(c) and "0.5" in format_comparison(c)
+
+
 def test_evaluator_cli_trains_and_saves(shapes, tmp_path, capsys):
     from t2igan.cli import main
 
