@@ -678,7 +678,11 @@ def format_comparison(c: dict) -> str:
         values = list(c["models"][0].get("by") or {})
         w = max([len(v) for v in values] + [len(c["by"])])
         lines += ["", f"R-precision per concept ↑ by {c['by']}, mean over seeds (real-image ceiling last):"]
-        names = [Path(m["model"]).name[-12:] for m in c["models"]]
+        names = [Path(m["model"]).name for m in c["models"]]
+        if len(set(names)) < len(names):  # two folders of one name: number the columns in the order given
+            names = [f"{i}:{n}"[:12] for i, n in enumerate(names, 1)]
+        else:
+            names = [n[-12:] for n in names]
         lines.append(f"  {c['by']:<{w}}  " + "  ".join(f"{n:>12}" for n in names) + "  ceiling")
         for v in values:
             lines.append(f"  {v:<{w}}  " + "  ".join(f"{num(m['by'].get(v), '.3f'):>12}" for m in c["models"])

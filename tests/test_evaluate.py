@@ -266,6 +266,8 @@ def test_compare_models_over_seeds_matches_single_evaluations(tiny_pipe, tiny_ev
     table = format_comparison(c)
     fd = c["models"][1]["per_seed"]["fd"]
     assert "seeds 0, 5" in table and f"({fd[0]:.2f} {fd[1]:.2f})" in table and "by shape" in table
+    by_header = table.split("by shape")[1].splitlines()[1]
+    assert "1:T2IGANPipe" in by_header and "2:T2IGANPipe" in by_header, "two models of one name: numbered columns"
 
     tiny_pipe.save_pretrained(weights_root / "tiny")
     other.save_pretrained(weights_root / "other")
