@@ -12,7 +12,7 @@ from ..text import EncoderNotAvailable
 from ..weights import NoModelError, default_truncation, list_models
 from .state import Studio, outputs_dir
 
-EXAMPLES = ["grinning face", "a red apple", "a slice of pizza", "a happy yellow face", "red heart", "rocket",
+EXAMPLES = ["grinning face", "a red apple", "a blue car", "a laughing face", "red heart", "rocket",
             "dog face", "thumbs up: medium skin tone", "flag of japan", "a cat with heart eyes"]
 USER_ERRORS = (NoModelError, EncoderNotAvailable, ValueError, OSError)
 
