@@ -260,7 +260,7 @@ def cmd_data_emoji(args) -> int:
     try:
         report = build_emoji_dataset(args.out, vendors=args.vendors, test_fraction=args.test_fraction,
                                      seed=args.seed, resolution=args.resolution,
-                                     colour_captions=args.colour_captions)
+                                     colour_captions=args.colour_captions, mood_captions=args.mood_captions)
     except EmojiBuildError as e:
         print(f"t2igan: error: {e}", file=sys.stderr)
         return 1
@@ -463,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--resolution", type=int, default=64)
     de.add_argument("--no-colour-captions", dest="colour_captions", action="store_false",
                     help="leave out the caption with each image's drawn colour ('a yellow grinning face')")
+    de.add_argument("--mood-captions", action="store_true",
+                    help="add captions with a face's feeling from its keywords ('a happy face'; see the model card)")
     de.set_defaults(func=cmd_data_emoji)
 
     b = sub.add_parser("bench", help="generation (default) or --train speed benchmark (one JSON line)")
