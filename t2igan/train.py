@@ -311,7 +311,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     # its own generator: creating an iterator must not draw from the global RNG (exact resume)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=True,
                                          generator=torch.Generator().manual_seed(cfg.seed))
-    G, D, opt_g, opt_d, loader = acc.prepare(G, D, opt_g, opt_d, loader)
+    G, D, opt_g, opt_d = acc.prepare(G, D, opt_g, opt_d)
+    loader = acc.prepare_data_loader(loader, device_placement=False)  # sharded per process; batches moved below
     if P is not None:
         P, opt_p = acc.prepare(P, opt_p)
     P_plain = acc.unwrap_model(P) if P is not None else None
@@ -340,7 +341,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
         """Rows of the caption table: one caption per image, drawn at random among its captions (a new draw every step)."""
-        return torch.tensor([random.choice(caption_rows[i]) for i in idx.tolist()], device=dev)
+        # idx stays on the CPU (the loader does not move batches), so this reads no GPU result and does not stall it
+        return torch.tensor([random.choice(caption_rows[i]) for i in idx.tolist()]).to(dev, non_blocking=True)
 
     def checkpoint() -> None:
         _check_finite(acc.unwrap_model(G), D_plain, step)
@@ -532,19 +534,18 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             # ---- EMA of G (ramped up so early samples are not dominated by the random init or, in a fine-tune,
             #      by the init model; without the ramp a continued run keeps the init's long average)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_rampup else cfg.ema_decay
-            with torch.no_grad():
-                for p_ema, p in zip(G_ema.parameters(), acc.unwrap_model(G).parameters()):
-                    p_ema.lerp_(p.detach(), 1 - decay)
+            with torch.no_grad():  # one fused update over all tensors (a launch per tensor made GPU steps launch-bound)
+                torch._foreach_lerp_(list(G_ema.parameters()), [p.detach() for p in acc.unwrap_model(G).parameters()],
+                                     1 - decay)
             step += 1
 
             losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls,
                                   loss_keep, loss_con]).detach().float()
-            if not torch.isfinite(losses).all():
-                raise TrainingDiverged(
-                    f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
-                    f"training stopped and nothing was written — the last checkpoint in {run} is intact. "
-                    "Try lower learning rates or precision='fp32'.")
             window.append(losses)
+            # the losses stay on the device between log lines (reading them every step stalls a GPU); every log line,
+            # and before any checkpoint, they are checked, so a diverged run never writes one
+            if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.checkpoint_every == 0:
+                _check_losses(window, step - len(window) + 1, run)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 mean = acc.reduce(torch.stack(window).mean(0), reduction="mean").tolist()
                 now = time.perf_counter()
@@ -567,6 +568,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             continue
         break
     # --------------------------------------------------------------------------------------------- finish
+    if window:  # stopped between log lines: its last steps' losses are checked before the final checkpoint
+        _check_losses(window, step - len(window) + 1, run)
     if step > start_step and step % cfg.checkpoint_every:
         checkpoint()
     if step > start_step and step % cfg.sample_every:
@@ -772,6 +775,19 @@ def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples
         images = G(z.flatten(0, 1), e.repeat(samples, 1))
     distance = _low_res_l1(images, target.repeat(samples, 1, 1, 1), size).view(samples, n)
     return z[distance.argmin(0), torch.arange(n, device=target.device)]
+
+
+def _check_losses(window: list[torch.Tensor], first_step: int, run: Path) -> None:
+    """Raise TrainingDiverged at the first step of `window` (steps first_step, ...) with a non-finite loss."""
+    finite = torch.isfinite(torch.stack(window)).all(1).tolist()
+    if all(finite):
+        return
+    bad = finite.index(False)
+    losses, step = window[bad], first_step + bad
+    raise TrainingDiverged(
+        f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
+        f"training stopped and nothing was written — the last checkpoint in {run} is intact. "
+        "Try lower learning rates or precision='fp32'.")
 
 
 def _check_finite(G, D, step: int) -> None:
