@@ -483,6 +483,29 @@ def test_nan_guard_stops_without_writing(tmp_path, shapes, monkeypatch):
     assert (tmp_path / "run" / CHECKPOINT).read_bytes() == good
 
 
+@pytest.mark.parametrize("stop_at", [None, 5])
+def test_nan_between_log_lines_is_caught_before_any_checkpoint(tmp_path, shapes, monkeypatch, stop_at):
+    """The losses are read at log lines only (no GPU stall per step): a NaN from step 4 on, with log lines and
+    checkpoints every 6 steps, still ends the run naming step 4, whether it reaches a checkpoint step or is stopped
+    (should_stop) before one, and the step-2 checkpoint stays as it was."""
+    train(cfg(tmp_path, shapes, steps=2))
+    good = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    import t2igan.train as tr
+
+    calls, plain = [0], tr.diff_augment
+
+    def nan_from_step_4(x, policy):  # 3 calls a step (real and fake for D, fake for G); resumed at step 2
+        calls[0] += 1
+        return plain(x, policy) * (float("nan") if calls[0] > 3 else 1.0)
+
+    monkeypatch.setattr(tr, "diff_augment", nan_from_step_4)
+    stop = (lambda: calls[0] >= 3 * (stop_at - 2)) if stop_at else None  # asked once step `stop_at` is done
+    with pytest.raises(TrainingDiverged, match="non-finite loss at step 4"):
+        train(cfg(tmp_path, shapes, steps=12, resume=True, log_every=6, checkpoint_every=6, sample_every=100),
+              should_stop=stop)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == good
+
+
 def test_train_from_zip_and_bad_config(tmp_path, shapes):
     z = tmp_path / "shapes.zip"
     with zipfile.ZipFile(z, "w") as zf:
