@@ -13,7 +13,7 @@ from ..weights import NoModelError, default_truncation, list_models
 from .state import Studio, outputs_dir
 
 EXAMPLES = ["grinning face", "a red apple", "a blue car", "a laughing face", "red heart", "rocket",
-            "dog face", "thumbs up: medium skin tone", "flag of japan", "a cat with heart eyes"]
+            "dog face", "a slice of pizza", "flag of japan", "a cat with heart eyes"]
 USER_ERRORS = (NoModelError, EncoderNotAvailable, ValueError, OSError)
 
 
