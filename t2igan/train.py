@@ -345,6 +345,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         return torch.tensor([random.choice(caption_rows[i]) for i in idx.tolist()]).to(dev, non_blocking=True)
 
     def checkpoint() -> None:
+        _check_losses(window, step, run)  # the losses not yet read since the last log line: a diverged run writes none
         _check_finite(acc.unwrap_model(G), D_plain, step)
         if main:
             save_checkpoint(run / CHECKPOINT, {
@@ -541,12 +542,9 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls,
                                   loss_keep, loss_con]).detach().float()
-            window.append(losses)
-            # the losses stay on the device between log lines (reading them every step stalls a GPU); every log line,
-            # and before any checkpoint, they are checked, so a diverged run never writes one
-            if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.checkpoint_every == 0:
-                _check_losses(window, step - len(window) + 1, run)
+            window.append(losses)  # read at log lines and checkpoints only: reading them every step stalls a GPU
             if step % cfg.log_every == 0 or step == cfg.steps:
+                _check_losses(window, step, run)
                 mean = acc.reduce(torch.stack(window).mean(0), reduction="mean").tolist()
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
@@ -568,8 +566,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             continue
         break
     # --------------------------------------------------------------------------------------------- finish
-    if window:  # stopped between log lines: its last steps' losses are checked before the final checkpoint
-        _check_losses(window, step - len(window) + 1, run)
     if step > start_step and step % cfg.checkpoint_every:
         checkpoint()
     if step > start_step and step % cfg.sample_every:
@@ -777,13 +773,16 @@ def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples
     return z[distance.argmin(0), torch.arange(n, device=target.device)]
 
 
-def _check_losses(window: list[torch.Tensor], first_step: int, run: Path) -> None:
-    """Raise TrainingDiverged at the first step of `window` (steps first_step, ...) with a non-finite loss."""
+def _check_losses(window: list[torch.Tensor], last_step: int, run: Path) -> None:
+    """Raise TrainingDiverged naming the first step with a non-finite loss among `window`, the losses of the steps up
+    to `last_step`."""
+    if not window:
+        return
     finite = torch.isfinite(torch.stack(window)).all(1).tolist()
     if all(finite):
         return
     bad = finite.index(False)
-    losses, step = window[bad], first_step + bad
+    losses, step = window[bad], last_step - len(window) + 1 + bad
     raise TrainingDiverged(
         f"non-finite loss at step {step} (D={losses[0]:.4g}, G={losses[5]:.4g}, penalty={losses[4]:.4g}); "
         f"training stopped and nothing was written — the last checkpoint in {run} is intact. "
