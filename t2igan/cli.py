@@ -405,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--look-alike-contrast", type=float, default=None, metavar="W",
                    help="weight of G's loss that its images score higher, by D and the feature critic, with their own "
                         "caption than with a look-alike's name (default 0 = off)")
+    t.add_argument("--text-noise", type=float, default=None, metavar="S",
+                   help="move each step's caption vectors a random step of about this length on the unit sphere, "
+                        "for D and G alike, so that names between trained ones are drawn coherently (default 0 = off)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
     t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
                    help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "

@@ -71,6 +71,9 @@ class TrainConfig:
     look_alike_contrast: float = 0.0            # G's loss that each of its images score higher with its own caption
                                                 # than with a look-alike's name, by D and the feature critic
                                                 # (XMC-GAN-style contrast with one hard negative; 0 = off)
+    text_noise: float = 0.0                     # each step's caption vectors moved a random step of about this
+                                                # length on the unit sphere (Lafite-style), for D and G alike: both
+                                                # learn a caption's neighbourhood, not only its point (0 = off)
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -411,7 +414,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 break
             real = real.to(dev, non_blocking=True)
             rows = pick_captions(idx)
-            e = text_table[rows]
+            e = _perturb_text(text_table[rows], cfg.text_noise)
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
             if cfg.hard_negatives > 0:  # ... or, for a fraction of the batch, the name of a look-alike
                 h = round(cfg.hard_negatives * real.shape[0])
@@ -611,6 +614,9 @@ def _validate(cfg: TrainConfig) -> None:
     if not (isinstance(cfg.look_alike_contrast, (int, float)) and not isinstance(cfg.look_alike_contrast, bool)
             and math.isfinite(cfg.look_alike_contrast) and cfg.look_alike_contrast >= 0):
         raise ValueError(f"look_alike_contrast must be a number >= 0, got {cfg.look_alike_contrast!r}")
+    if not (isinstance(cfg.text_noise, (int, float)) and not isinstance(cfg.text_noise, bool)
+            and math.isfinite(cfg.text_noise) and cfg.text_noise >= 0):
+        raise ValueError(f"text_noise must be a number >= 0, got {cfg.text_noise!r}")
     for name in ("lr_g", "lr_d"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
@@ -794,6 +800,14 @@ def _check_finite(G, D, step: int) -> None:
         for pname, p in model.named_parameters():
             if not torch.isfinite(p).all():
                 raise TrainingDiverged(f"{name} weight {pname} is NaN/inf at step {step}: not writing a checkpoint")
+
+
+def _perturb_text(e: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Unit caption vectors moved by Gaussian noise of expected length `sigma`, back on the unit sphere (cosine to
+    the original about 1/√(1 + sigma²)): a name between two trained ones then lands where training has been."""
+    if sigma <= 0:
+        return e
+    return F.normalize(e + torch.randn_like(e) * (sigma / math.sqrt(e.shape[-1])), dim=-1)
 
 
 def _seed_noise(seed: int, z_dim: int) -> torch.Tensor:

@@ -166,6 +166,41 @@ def test_hard_negatives_reach_the_discriminator(tmp_path, shapes, monkeypatch):
             train(cfg(tmp_path / "bad", shapes, hard_negatives=bad))
 
 
+def test_text_noise_moves_the_caption_vectors_g_sees(tmp_path, shapes, monkeypatch):
+    """Without text_noise G's training batches carry the captions' own vectors; with it, vectors near them (cosine
+    about 1/sqrt(1 + sigma^2)) and never one exactly; the option is validated."""
+    import math
+
+    from t2igan.models import Generator
+    from t2igan.text import TextEncoder
+
+    seen = []
+    forward = Generator.forward
+
+    def spy(self, z, e):
+        if len(e) in (4, 5):  # the D step's batch and the G step's (batch + a mode-seeking quarter), not samples
+            seen.append(e.detach().float().clone())
+        return forward(self, z, e)
+
+    monkeypatch.setattr(Generator, "forward", spy)
+    captions = TextEncoder.from_pretrained().encode([t for c in COLORS for s in SHAPES for t in (f"a {c} {s}", f"{s} in {c}")])
+
+    def nearest_cosines():
+        cos = (torch.cat(seen) @ captions.T).max(1).values
+        seen.clear()
+        return cos
+
+    assert train(cfg(tmp_path, shapes, steps=2))["status"] == "completed"
+    assert (nearest_cosines() > 0.9999).all()
+    assert train(cfg(tmp_path / "noisy", shapes, steps=2, text_noise=0.5))["status"] == "completed"
+    cos = nearest_cosines()
+    assert len(cos) == 2 * (4 + 5) and (cos < 0.99).all()
+    assert abs(cos.mean().item() - 1 / math.sqrt(1 + 0.5 ** 2)) < 0.04
+    for bad in (-0.1, float("nan"), True):
+        with pytest.raises(ValueError, match="text_noise must be"):
+            train(cfg(tmp_path / "bad", shapes, text_noise=bad))
+
+
 def test_look_alike_contrast_scores_gs_images_against_look_alike_names(tmp_path, shapes, monkeypatch):
     """G's contrast term: in G's step each image is also scored with a look-alike's name (never its own caption),
     the term is logged, and it changes G's update (same D step: the weights after one step differ); validated."""
