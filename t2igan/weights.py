@@ -81,15 +81,17 @@ def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = Tr
                 f"weights/{DEFAULT_MODEL} folder (git checkout -- weights)"
             )
         return root / names[0]
+    from .pipeline import recover_interrupted_save
+
     text = str(model)
     if NAME_RE.match(text) and not (root / text).exists():
-        from .pipeline import recover_interrupted_save
-
         recover_interrupted_save(root / text)  # a save killed between its two renames left the previous folder aside
     if NAME_RE.match(text) and (root / text).is_dir():
         path = root / text
     elif allow_paths and ("/" in text or os.sep in text or Path(text).exists()):
         path = Path(text).expanduser().resolve()
+        if not path.exists():
+            recover_interrupted_save(path)  # the same for a folder given by path (a run's --out, say)
     else:
         if not allow_paths:
             check_name(text)
