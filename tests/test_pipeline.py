@@ -159,7 +159,7 @@ def test_planted_pickle_is_ignored_with_a_warning(tiny_pipe, tmp_path):
 
 def test_save_killed_between_its_renames_is_recovered(tiny_pipe, tmp_path, monkeypatch):
     """A kill between 'move the old folder aside' and 'move the new one in' leaves `.NAME.old-PID`: loading the model
-    by name or by path puts it back; temp folders of dead writers are removed by the next save."""
+    by name, by path or with from_pretrained puts it back; temp folders of dead writers are removed by the next save."""
     from t2igan.weights import resolve_model
 
     monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path))
@@ -167,6 +167,8 @@ def test_save_killed_between_its_renames_is_recovered(tiny_pipe, tmp_path, monke
     dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
     os.replace(tmp_path / "mine", tmp_path / f".mine.old-{dead_pid}")
     assert resolve_model(str(tmp_path / "mine")) == tmp_path / "mine"
+    os.replace(tmp_path / "mine", tmp_path / f".mine.old-{dead_pid}")
+    assert T2IGANPipeline.from_pretrained(tmp_path / "mine") is not None
     os.replace(tmp_path / "mine", tmp_path / f".mine.old-{dead_pid}")
     (tmp_path / f".mine.tmp-{dead_pid}-abc").mkdir()
     assert resolve_model("mine") == tmp_path / "mine"
