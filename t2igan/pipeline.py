@@ -238,7 +238,7 @@ class T2IGANPipeline(DiffusionPipeline):
         """Load a model folder; only safetensors weights are ever read (no pickle)."""
         kwargs["use_safetensors"] = True
         path = Path(pretrained_model_name_or_path)
-        if not path.exists() and path.parent.is_dir():
+        if not path.exists():
             recover_interrupted_save(path)  # a save killed between its two renames left the folder aside
         if path.exists() and not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a t2igan model folder: it has no model_index.json")

@@ -611,12 +611,10 @@ def _validate(cfg: TrainConfig) -> None:
     if not isinstance(cfg.hard_negatives, (int, float)) or isinstance(cfg.hard_negatives, bool) \
             or not 0.0 <= cfg.hard_negatives <= 1.0:
         raise ValueError(f"hard_negatives must be a fraction from 0 to 1, got {cfg.hard_negatives!r}")
-    if not (isinstance(cfg.look_alike_contrast, (int, float)) and not isinstance(cfg.look_alike_contrast, bool)
-            and math.isfinite(cfg.look_alike_contrast) and cfg.look_alike_contrast >= 0):
-        raise ValueError(f"look_alike_contrast must be a number >= 0, got {cfg.look_alike_contrast!r}")
-    if not (isinstance(cfg.text_noise, (int, float)) and not isinstance(cfg.text_noise, bool)
-            and math.isfinite(cfg.text_noise) and cfg.text_noise >= 0):
-        raise ValueError(f"text_noise must be a number >= 0, got {cfg.text_noise!r}")
+    for name in ("look_alike_contrast", "text_noise"):
+        v = getattr(cfg, name)
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
     for name in ("lr_g", "lr_d"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
