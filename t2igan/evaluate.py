@@ -60,6 +60,8 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .model_lock import SerialBuild
+
 # (prompts, seeds) -> images [N, 3, H, W] in [-1, 1] (any H = W; resized to the evaluator's resolution)
 GenerateFn = Callable[[Sequence[str], Sequence[int]], torch.Tensor]
 
@@ -70,7 +72,7 @@ N_LOOK_ALIKES = 9  # R-precision among look-alikes: the true caption against thi
 
 
 # ================================================================================================ the network
-class Evaluator(ModelMixin, ConfigMixin):
+class Evaluator(SerialBuild, ModelMixin, ConfigMixin):
     """Image → pooled features `f` (for FD and diversity) and a unit vector in the text encoder's space (matching).
 
     Four stride-2 stages (3×3 conv, then a 3×3 conv — a 1×1 in the last stage to stay small), GroupNorm after every

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .model_lock import SerialBuild
 from .models import TextMap, pair_logit
 
 
-class FeatureNet(ModelMixin, ConfigMixin):
+class FeatureNet(SerialBuild, ModelMixin, ConfigMixin):
     """64-px image → features at 16, 8 and 4 px (and class logits, used only while pretraining)."""
 
     @register_to_config
@@ -56,7 +57,7 @@ class FeatureNet(ModelMixin, ConfigMixin):
         return self.classify(features[-1].mean((2, 3)))
 
 
-class ProjectedCritic(nn.Module):
+class ProjectedCritic(SerialBuild, nn.Module):
     """Scores (image, sentence) pairs through the frozen FeatureNet; same call as models.Discriminator."""
 
     def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64):

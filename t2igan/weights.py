@@ -12,6 +12,7 @@ DEFAULT_MODEL = "emoji-64"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENCODERS = "encoders"  # weights/encoders/<name>/: text encoders (transformers folders) new models can be trained on
 RESERVED = {ENCODERS, "evaluator"}  # folders under weights/ that are not models
+WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"{kind}{k}" for kind in ("com", "lpt") for k in range(10))}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "vocab.json", "spiece.model")
 
 
@@ -41,11 +42,27 @@ def list_models(root: Path | None = None) -> list[str]:
 
 
 def check_name(name: str) -> str:
-    """A model name is letters, digits, '-' and '_' (at most 64): it is used as a folder name under weights/."""
+    """A model name is letters, digits, '-' and '_' (at most 64): it is used as a folder name under weights/, so it
+    is none of Windows' reserved device names either (a folder 'con' or 'nul' cannot exist there)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ValueError(f"invalid model name {name!r}: use letters, digits, '-' and '_' (at most 64, no paths)")
     if name.lower() in RESERVED:
         raise ValueError(f"'{name}' is reserved for a folder of weights/ that is not a model: choose another name")
+    if name.lower() in WINDOWS_DEVICES:
+        raise ValueError(f"'{name}' is a reserved device name on Windows and cannot be a folder there: "
+                         "choose another name")
+    return name
+
+
+def check_new_name(name: str, root: Path | None = None) -> str:
+    """A name for a model that does not exist yet: valid, and unlike every folder under weights/ even ignoring case
+    (on the case-insensitive file systems of macOS and Windows 'EMOJI-64' is the folder 'emoji-64')."""
+    name = check_name(name)
+    root = root or weights_dir()
+    taken = next((p.name for p in root.iterdir() if p.name.lower() == name.lower()), None) if root.is_dir() else None
+    if taken is not None:
+        same = "already exists" if taken == name else f"differs from the existing '{taken}' only in case"
+        raise ValueError(f"a model named '{name}' {same}: choose another name")
     return name
 
 
@@ -86,7 +103,7 @@ def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = Tr
     text = str(model)
     if NAME_RE.match(text) and not (root / text).exists():
         recover_interrupted_save(root / text)  # a save killed between its two renames left the previous folder aside
-    if NAME_RE.match(text) and (root / text).is_dir():
+    if NAME_RE.match(text) and (root / text).is_dir() and text in os.listdir(root):  # exact case: see check_new_name
         path = root / text
     elif allow_paths and ("/" in text or os.sep in text or Path(text).exists()):
         path = Path(text).expanduser().resolve()
@@ -101,8 +118,23 @@ def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = Tr
     return path
 
 
-def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None, threads: int | None = None):
-    """Load a model folder (default: the shipped model) on the chosen device; returns a T2IGANPipeline."""
+def model_version(path: str | os.PathLike) -> tuple:
+    """What changes whenever a model folder is re-saved or edited: the folder's identity (a save swaps in a new
+    folder) and each file's path, size and modification time. Cheap: a stat per file, no reading."""
+    path = Path(path)
+    top = path.stat()
+    files = sorted((str(p.relative_to(path)), st.st_size, st.st_mtime_ns, st.st_ino)
+                   for p in path.rglob("*") if p.is_file() for st in (p.stat(),))
+    return top.st_ino, top.st_mtime_ns, tuple(files)
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None, threads: int | None = None,
+                  with_version: bool = False):
+    """Load a model folder (default: the shipped model) on the chosen device; returns a T2IGANPipeline (and, with
+    `with_version`, the folder's model_version it was loaded from).
+
+    A folder that another process re-saves while it is read is read again, so the pipeline never mixes files of two
+    versions (saves in this process never overlap a load: both hold model_lock.MODEL_LOCK)."""
     import torch
 
     from .device import pick_device, set_threads
@@ -110,12 +142,20 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
 
     set_threads(threads)
     dev = pick_device(device)
-    pipe = T2IGANPipeline.from_pretrained(resolve_model(model))
+    for _ in range(3):
+        path = resolve_model(model)
+        before = model_version(path)
+        pipe = T2IGANPipeline.from_pretrained(path)
+        version = model_version(path)
+        if version == before:
+            break
+    else:
+        raise OSError(f"model '{Path(path).name}' kept changing while it was loaded (is it being trained?): try again")
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(dev)
     if dev.type == "cpu":  # measured: channels-last convolutions make CPU generation ~1.7x faster at batch 16
         pipe.generator.to(memory_format=torch.channels_last)
-    return pipe
+    return (pipe, version) if with_version else pipe
 
 
 def default_truncation(model: str | os.PathLike | None = None) -> float:

@@ -7,7 +7,7 @@ import gradio as gr
 
 from . import generate_tab, model_tab, train_tab
 from .state import Studio, outputs_dir
-from ..weights import list_models, weights_dir
+from ..weights import list_models
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
@@ -31,7 +31,7 @@ def build_app(device: str | None = None, threads: int | None = None) -> gr.Block
     with gr.Blocks(title="t2igan studio", delete_cache=(CACHE_LIFETIME_S, CACHE_LIFETIME_S)) as demo:
         gr.Markdown("# t2igan studio — text to image in one forward pass")
         if not list_models():
-            gr.Markdown(f"**No trained model yet.** `{weights_dir()}` holds no model folder, so there is nothing to "
+            gr.Markdown("**No trained model yet.** `weights/` holds no model folder, so there is nothing to "
                         "generate with. Train one in the Train tab or with `t2igan train`, or restore `weights/` "
                         "from git.", elem_id="no-model")
         with gr.Tab("Generate", id="generate"):
@@ -48,7 +48,8 @@ def build_app(device: str | None = None, threads: int | None = None) -> gr.Block
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
            auth: tuple[str, str] | None = None, **kwargs):
-    """Queue and launch with the app's limits: small uploads, generation 2 at a time, only outputs/ served."""
+    """Queue and launch with the app's limits: small uploads, generation 2 at a time. No folder of the app is served
+    by URL (no `allowed_paths`): what a visitor gets back is copied into Gradio's cache for that request."""
     demo.queue(default_concurrency_limit=2, max_size=256)
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
-                       allowed_paths=[str(outputs_dir())], css=CSS, **kwargs)
+                       css=CSS, **kwargs)

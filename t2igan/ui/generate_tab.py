@@ -8,9 +8,12 @@ import gradio as gr
 import torch
 
 from ..images import save_animation
+from ..pipeline import SEED_MAX, whole_number
 from ..text import EncoderNotAvailable
 from ..weights import NoModelError, default_truncation, list_models
-from .state import Studio, outputs_dir
+from .inputs import number, slider
+from .messages import refusal
+from .state import Studio, describe_pipeline, private_file
 
 EXAMPLES = ["grinning face", "a red apple", "a blue car", "a laughing face", "red heart", "rocket",
             "dog face", "a slice of pizza", "flag of japan", "a cat with heart eyes"]
@@ -21,38 +24,34 @@ def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation
              mix_weight) -> tuple[list, str]:
     """The Generate button and every slider: returns (images, status line)."""
     try:
-        if seed is None or n is None:
-            raise ValueError("seed and number of images must be numbers")
-        pipe = studio.pipeline(model)
+        seed = whole_number(seed, "seed", 0, SEED_MAX)
+        name = studio.model_name(model)
+        pipe = studio.pipeline(name)
         torch.set_num_threads(studio.generation_threads())
         text = {prompt: 1.0 - float(mix_weight), mix_prompt: float(mix_weight)} if (mix_prompt or "").strip() else prompt
         t0 = time.perf_counter()
         images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation).images
         ms = (time.perf_counter() - t0) * 1000
-        labels = [f"seed {int(seed)} · variation {k}" if variation else f"seed {int(seed) + k}"
-                  for k in range(len(images))]
-        return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {studio.describe()}"
+        labels = [f"seed {seed} · variation {k}" if variation else f"seed {seed + k}" for k in range(len(images))]
+        return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {describe_pipeline(name, pipe)}"
     except USER_ERRORS as e:
-        return [], f"⚠️ {e}"
+        return [], refusal("generate", e)
 
 
 def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None, seed_a, seed_b, frames, truncation):
     """Frames between two prompts/seeds: (strip images, GIF file, status)."""
     try:
+        seed_a = whole_number(seed_a, "from seed", 0, SEED_MAX)
+        seed_b = None if seed_b is None or seed_b == "" else whole_number(seed_b, "to seed", 0, SEED_MAX)
         pipe = studio.pipeline(model)
         torch.set_num_threads(studio.generation_threads())
-        if seed_a is None or frames is None:
-            raise ValueError("seed and frame count must be numbers")
-        images = pipe.interpolate(prompt_a, (prompt_b or "").strip() or None, seed_a=int(seed_a),
-                                  seed_b=None if seed_b is None or seed_b == "" else int(seed_b),
+        images = pipe.interpolate(prompt_a, (prompt_b or "").strip() or None, seed_a=seed_a, seed_b=seed_b,
                                   num_frames=frames, truncation=truncation).images
-        out = outputs_dir() / "interpolations"
-        out.mkdir(exist_ok=True)
-        gif = out / f"interp-{int(time.time() * 1000)}.gif"
+        gif = private_file("interpolation.gif")
         save_animation(images, gif, 4)
         return images, str(gif), f"{len(images)} frames"
     except USER_ERRORS as e:
-        return [], None, f"⚠️ {e}"
+        return [], None, refusal("interpolate", e)
 
 
 def build(studio: Studio) -> dict:
@@ -65,19 +64,19 @@ def build(studio: Studio) -> dict:
                             elem_id="model-dropdown", allow_custom_value=True)  # new models appear while running
     gr.Examples(EXAMPLES, inputs=prompt, label="Try")
     with gr.Row():
-        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
+        seed = number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
         dice = gr.Button("Random seed", scale=0, elem_id="random-seed")
-        n = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
+        n = slider(1, 16, value=4, step=1, label="Images", elem_id="n-images")
     with gr.Row():
-        truncation = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05,
+        truncation = slider(0.0, 2.0, value=truncation_default, step=0.05,
                                label="Truncation (noise scale: lower = more typical)", elem_id="truncation")
-        variation = gr.Slider(0.0, 1.0, value=0.0, step=0.02,
+        variation = slider(0.0, 1.0, value=0.0, step=0.02,
                               label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
                               elem_id="variation")
     with gr.Accordion("Prompt mixing", open=False):
         with gr.Row():
             mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3, elem_id="mix-prompt")
-            mix_weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2,
+            mix_weight = slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2,
                                    elem_id="mix-weight")
     go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
     status = gr.Markdown(elem_id="gen-status")
@@ -85,11 +84,15 @@ def build(studio: Studio) -> dict:
                          format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
 
     inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight]
-    run = lambda *a: generate(studio, *a)  # noqa: E731
+
+    def run(prompt: str, model: str | None, seed: float, n: float, truncation: float, variation: float,
+            mix_prompt: str, mix_weight: float):
+        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight)
+
     go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
     prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    for slider in (n, truncation, variation, mix_weight):
-        slider.release(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
+    for moved in (n, truncation, variation, mix_weight):
+        moved.release(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
                        trigger_mode="always_last", show_progress="hidden")
     seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
@@ -101,15 +104,20 @@ def build(studio: Studio) -> dict:
             prompt_a = gr.Textbox(label="From prompt", value="a red apple")
             prompt_b = gr.Textbox(label="To prompt (empty: same prompt)", value="a green apple")
         with gr.Row():
-            seed_a = gr.Number(label="From seed", value=0, precision=0, minimum=0)
-            seed_b = gr.Number(label="To seed (empty: same seed)", value=None, precision=0, minimum=0)
-            frames = gr.Slider(2, 32, value=8, step=1, label="Frames")
-            trunc_i = gr.Slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation")
+            seed_a = number(label="From seed", value=0, precision=0, minimum=0)
+            seed_b = number(label="To seed (empty: same seed)", value=None, precision=0, minimum=0)
+            frames = slider(2, 32, value=8, step=1, label="Frames")
+            trunc_i = slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation")
         go_i = gr.Button("Interpolate", elem_id="interpolate-btn")
         strip = gr.Gallery(label="Frames", columns=8, height="auto", format="png", elem_classes=["pixelated"],
                            elem_id="interp-frames")
         gif = gr.File(label="Animated GIF", elem_id="interp-gif")
         status_i = gr.Markdown()
-        go_i.click(lambda *a: interpolate(studio, *a), [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
+
+        def run_interpolate(prompt_a: str, prompt_b: str, model: str | None, seed_a: float, seed_b: float | None,
+                            frames: float, truncation: float):
+            return interpolate(studio, prompt_a, prompt_b, model, seed_a, seed_b, frames, truncation)
+
+        go_i.click(run_interpolate, [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
                    [strip, gif, status_i], api_name="interpolate", concurrency_id="gen")
     return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status}

@@ -12,7 +12,8 @@ import torch
 
 from ..sheet import prompt_sheet
 from ..weights import NoModelError, resolve_model
-from .state import Studio, outputs_dir
+from .messages import refusal
+from .state import Studio, private_file
 
 # ![alt](target) with a relative target: the app serves nothing from model folders or the repository
 _LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?://|data:)[^)]*\)")
@@ -23,7 +24,7 @@ def card(model: str | None) -> str:
     try:
         path = resolve_model(model, allow_paths=False)
     except (NoModelError, ValueError) as e:
-        return f"⚠️ {e}"
+        return refusal("card", e)
     readme = path / "README.md"
     if readme.is_file():
         text = readme.read_text(encoding="utf-8", errors="replace")[:20000]
@@ -40,34 +41,32 @@ def sheet(studio: Studio, model: str | None):
         torch.set_num_threads(studio.generation_threads())
         return prompt_sheet(pipe), ""
     except (NoModelError, ValueError, OSError) as e:
-        return None, f"⚠️ {e}"
+        return None, refusal("sample sheet", e)
 
 
 def export_zip(model: str | None):
-    """Zip the pipeline folder into the app's output folder for download."""
+    """The pipeline folder as a zip, for this request's visitor only."""
     try:
         path = resolve_model(model, allow_paths=False)
-    except (NoModelError, ValueError) as e:
-        return None, f"⚠️ {e}"
-    out = outputs_dir() / "exports"
-    out.mkdir(exist_ok=True)
-    archive = shutil.make_archive(str(out / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"), "zip",
-                                  root_dir=path.parent, base_dir=path.name)
-    return archive, f"exported {path.name}"
+        out = private_file(f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        archive = shutil.make_archive(str(out), "zip", root_dir=path.parent, base_dir=path.name)
+        return archive, f"exported {path.name}"
+    except (NoModelError, ValueError, OSError) as e:
+        return None, refusal("export zip", e)
 
 
 def export_onnx_file(studio: Studio, model: str | None):
-    """ONNX generator into the app's output folder, checked against torch."""
+    """The ONNX generator, checked against torch, for this request's visitor only."""
     from ..export import ExportError, export_onnx
 
     try:
-        pipe = studio.pipeline(model)
-        out = outputs_dir() / "exports" / f"{studio.name}-generator-{time.strftime('%Y%m%d-%H%M%S')}.onnx"
-        with studio.lock:
-            result = export_onnx(copy.deepcopy(pipe), out)
+        name = studio.model_name(model)
+        pipe = studio.pipeline(name)
+        out = private_file(f"{name}-generator-{time.strftime('%Y%m%d-%H%M%S')}.onnx")
+        result = export_onnx(copy.deepcopy(pipe), out)
         return str(out), f"ONNX generator: {result['bytes'] / 2**20:.1f} MB, max |onnxruntime − torch| = {result['max_abs_diff']:.1e}"
     except (ExportError, NoModelError, ValueError, OSError) as e:
-        return None, f"⚠️ {e}"
+        return None, refusal("export onnx", e)
 
 
 def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
@@ -83,7 +82,13 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             onnx_file = gr.File(label="ONNX generator (inputs: noise, sentence embedding)")
             msg = gr.Markdown()
     model_dropdown.change(card, model_dropdown, card_md, api_visibility="private")
-    sheet_btn.click(lambda m: sheet(studio, m), model_dropdown, [sheet_img, msg], api_name="sample_sheet",
-                    concurrency_id="gen")
+
+    def sample_sheet(model: str | None):
+        return sheet(studio, model)
+
+    def onnx(model: str | None):
+        return export_onnx_file(studio, model)
+
+    sheet_btn.click(sample_sheet, model_dropdown, [sheet_img, msg], api_name="sample_sheet", concurrency_id="gen")
     zip_btn.click(export_zip, model_dropdown, [zip_file, msg], api_name="export_zip")
-    onnx_btn.click(lambda m: export_onnx_file(studio, m), model_dropdown, [onnx_file, msg], api_name="export_onnx")
+    onnx_btn.click(onnx, model_dropdown, [onnx_file, msg], api_name="export_onnx")

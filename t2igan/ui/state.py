@@ -1,43 +1,87 @@
-"""What the app holds between requests: the loaded pipeline and the one training job."""
+"""What the app holds between requests: the loaded pipelines, the one training job and whose it is."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
+import time
+import uuid
+from collections import OrderedDict
 from pathlib import Path
-
-import torch
 
 from ..device import describe
 from ..job import TrainingJob, active_job
-from ..weights import check_name, list_models, load_pipeline, weights_dir
+from ..weights import check_name, list_models, load_pipeline, model_version, resolve_model, weights_dir
+
+CACHED_PIPELINES = 2  # switching between two models (a fine-tune and its base) does not reload either
+PRIVATE_FILE_LIFETIME_S = 3600
 
 
 def outputs_dir() -> Path:
-    """The app's own folder for uploads and exports ($T2IGAN_OUTPUTS, else outputs/ beside weights/)."""
+    """The app's own folder for uploads, runs and caches ($T2IGAN_OUTPUTS, else outputs/ beside weights/). Nothing in
+    it is served by URL: what a visitor gets back is copied to Gradio's cache per request (private_file)."""
     root = Path(os.environ.get("T2IGAN_OUTPUTS") or weights_dir().parent / "outputs").resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
+def private_file(name: str) -> Path:
+    """A path for a file that one request hands back to its visitor (a GIF, an export): in a fresh folder with an
+    unguessable name under Gradio's upload folder, the only place besides its cache that Gradio serves without
+    `allowed_paths`. Gradio copies the file into its cache under a keyed hash; these folders are swept after an hour."""
+    from gradio.utils import get_upload_folder
+
+    root = Path(get_upload_folder())
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob("t2igan-*"):
+        try:
+            if time.time() - old.stat().st_mtime > PRIVATE_FILE_LIFETIME_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # swept by another request at the same moment
+    return Path(tempfile.mkdtemp(prefix=f"t2igan-{uuid.uuid4().hex}-", dir=root)) / name
+
+
+def visitor(request) -> str:
+    """Who is asking: the login when the app has one (it survives page reloads), else Gradio's session of this page
+    or API client."""
+    if request is None:
+        return "local"  # called from Python, not through the server
+    return f"user:{request.username}" if getattr(request, "username", None) else f"session:{request.session_hash}"
+
+
 class Studio:
-    """One per app: loads pipelines on demand and owns the training job."""
+    """One per app: loads pipelines on demand (reloading a folder that changed) and owns the training job."""
 
     def __init__(self, device: str | None = None, threads: int | None = None):
         self.device = device
         self.threads = threads
-        self.name: str | None = None
-        self.pipe = None
         self.lock = threading.Lock()
+        self._pipes: OrderedDict[str, tuple[tuple, object]] = OrderedDict()  # name → (folder version, pipeline)
         self.job: TrainingJob | None = None
+        self.job_owner: str | None = None
+
+    @staticmethod
+    def model_name(name: str | None) -> str | None:
+        """The model a request names (checked: a name, never a path from the UI), or the default model."""
+        return check_name(name) if name else (list_models() or [None])[0]
 
     def pipeline(self, name: str | None):
-        """The pipeline for `name` (a model under weights/), loading it if it is not the current one."""
-        name = check_name(name) if name else (list_models() or [None])[0]  # names only: never a path from the UI
+        """The pipeline for `name` (a model under weights/), as its folder is now: a re-export or a replaced folder
+        is loaded again; a request keeps the pipeline object it got, so one generation uses one version."""
+        name = self.model_name(name)
         with self.lock:
-            if self.pipe is None or name != self.name:
-                self.pipe = load_pipeline(name, device=self.device)
-                self.name = name
-            return self.pipe
+            version = model_version(resolve_model(name, allow_paths=False)) if name else None
+            cached = self._pipes.get(name)
+            if cached is None or cached[0] != version:
+                self._pipes.pop(name, None)
+                pipe, loaded = load_pipeline(name, device=self.device, with_version=True)
+                self._pipes[name] = (loaded, pipe)
+                while len(self._pipes) > CACHED_PIPELINES:
+                    self._pipes.popitem(last=False)
+            self._pipes.move_to_end(name)
+            return self._pipes[name][1]
 
     def generation_threads(self) -> int:
         """CPU threads for one generation request: 1 unless set (--threads / $T2IGAN_THREADS).
@@ -50,7 +94,15 @@ class Studio:
             return self.threads
         return int(os.environ.get("T2IGAN_THREADS") or 1) if active_job() is None else 1
 
-    def describe(self) -> str:
-        if self.pipe is None:
-            return "no model loaded"
-        return f"model **{self.name}** · {describe(self.pipe.device)} · text encoder `{self.pipe.config.text_encoder_id}`"
+    # ------------------------------------------------------------------ the job and its owner
+    def owns_job(self, who: str) -> bool:
+        return self.job is not None and self.job_owner == who
+
+    def start_job(self, job: TrainingJob, who: str) -> TrainingJob:
+        job.start()  # refuses while another job runs in this process
+        self.job, self.job_owner = job, who
+        return job
+
+
+def describe_pipeline(name: str, pipe) -> str:
+    return f"model **{name}** · {describe(pipe.device)} · text encoder `{pipe.config.text_encoder_id}`"

@@ -5,18 +5,23 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from PIL import Image
 
 from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
 from ..text import DEFAULT_ENCODER
-from ..train import CHECKPOINT, KEEP, TrainConfig
+from ..pipeline import finite_number, whole_number
+from ..train import KEEP, TrainConfig
 from ..uploads import UploadError, stage_uploads
-from ..weights import check_name, list_encoders, list_models, weights_dir
-from .state import Studio, outputs_dir
+from ..weights import check_new_name, list_encoders, list_models, weights_dir
+from .inputs import number, slider
+from .messages import public, refusal
+from .state import Studio, outputs_dir, visitor
 
 SCRATCH = "(new model from scratch)"
 EMOJI = "built emoji dataset (data/emoji/train)"
 UPLOAD = "my upload"
+MAX_STEPS, MAX_BATCH = 100_000, 1024
 LOSSES = {"d": "D total", "d_real": "D real", "d_fake": "D fake", "d_mismatch": "D mismatch", "g": "G", "penalty": "MA-GP",
           "keep": "keep (L1 to the base)"}
 
@@ -45,10 +50,10 @@ def check_data(studio: Studio, source: str, files, base: str, balance_by: str = 
         field = (balance_by or "").strip() or None
         data, report = load_captioned_images(path, DataConfig(resolution=resolution, group_by=field))
         groups = f", balanced by '{field}': {len(set(data.groups))} groups" if field else ""
-        return (f"✅ **{report.num_pairs} pairs ready** ({report.format}{groups})\n\n```\n{report.summary()}\n```",
+        return (public(f"✅ **{report.num_pairs} pairs ready** ({report.format}{groups})\n\n```\n{report.summary()}\n```"),
                 str(path))
     except (DatasetError, UploadError, OSError, ValueError) as e:
-        return f"⚠️ {e}", None
+        return refusal("check data", e), None
 
 
 def check_encoder(choice: str | None, init: str | None) -> str:
@@ -71,16 +76,19 @@ def encoder_choices(base: str):
 
 
 def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP,
-          balance_by="", encoder=DEFAULT_ENCODER):
-    """Start the background job (one per app); returns the status line."""
+          balance_by="", encoder=DEFAULT_ENCODER, who: str = "local"):
+    """Start the background job (one per app) for visitor `who`; returns the status line."""
     try:
-        name = check_name((name or "").strip())
-        if (weights_dir() / name).exists():
-            raise ValueError(f"a model named '{name}' already exists: choose another name")
-        if (outputs_dir() / "runs" / name / CHECKPOINT).exists():  # the trainer never overwrites a run
+        name = check_new_name((name or "").strip())
+        runs = outputs_dir() / "runs"
+        if runs.is_dir() and any(p.name.lower() == name.lower() for p in runs.iterdir()):  # never overwrite a run
             raise ValueError(f"outputs/runs/{name} holds an earlier training run of that name: choose another name")
         if active_job() is not None:
-            raise JobError("a training job is already running: stop it before starting another")
+            raise JobError("a training job is already running: wait for it to end before starting another")
+        steps = whole_number(steps, "steps", 1, MAX_STEPS)
+        batch_size = whole_number(batch_size, "batch size", 1, MAX_BATCH)
+        lr_g, lr_d = finite_number(lr_g, "G learning rate", 0.0, 1.0), finite_number(lr_d, "D learning rate", 0.0, 1.0)
+        keep = finite_number(keep or 0, "keep", 0.0, 1000.0)
         data = Path(staged) if staged and source == UPLOAD and Path(staged).exists() else resolve_data(studio, source, files)
         # the job keeps torch's default threads; generation requests use one thread each (ui/state.py). Measured
         # in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
@@ -88,61 +96,87 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         init = None if base in (None, "", SCRATCH) else base
         encoder = check_encoder(encoder, init)
         config = TrainConfig(
-            data=str(data), out=str(weights_dir() / name), run_dir=str(outputs_dir() / "runs" / name),
-            init=init, encoder=encoder, steps=int(steps), batch_size=int(batch_size),
-            lr_g=float(lr_g), lr_d=float(lr_d), augment=",".join(augment) if augment else "none",
-            keep=float(keep or 0) if init else 0.0, balance_by=(balance_by or "").strip() or None,
-            log_every=1, sample_every=max(5, int(steps) // 20), checkpoint_every=max(10, int(steps) // 5),
+            data=str(data), out=str(weights_dir() / name), run_dir=str(runs / name),
+            init=init, encoder=encoder, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+            augment=",".join(augment) if augment else "none",
+            keep=keep if init else 0.0, balance_by=(balance_by or "").strip() or None,
+            log_every=1, sample_every=max(5, steps // 20), checkpoint_every=max(10, steps // 5),
             min_pairs=4)
-        studio.job = TrainingJob(config, threads=threads).start()
-        return f"▶️ training **{name}**: {int(steps)} steps"
+        studio.start_job(TrainingJob(config, threads=threads), who)
+        return f"▶️ training **{name}**: {steps} steps"
     except (JobError, ValueError, DatasetError, UploadError, OSError) as e:
-        return f"⚠️ {e}"
+        return refusal("train start", e)
 
 
-def control(studio: Studio, action: str) -> str:
+def control(studio: Studio, action: str, who: str = "local") -> str:
+    """Pause, resume or stop the job: only the visitor who started it may."""
     job = studio.job
     if job is None:
         return "no training job yet"
+    if not studio.owns_job(who):
+        return refusal(f"train {action}", "this training job was started by another visitor: you can see its "
+                                          "progress, not pause, resume or stop it")
     getattr(job, action)()
     return f"{action}: job is {job.status()['state']}"
 
 
-def poll(studio: Studio, known_models: list[str]):
-    """Timer tick: status, loss chart, latest sample grid, log, and the model list when it changed."""
+def _progress_line(s: dict) -> str:
+    eta = f"{s['eta_s'] / 60:.1f} min" if s.get("eta_s") is not None else "–"
+    it_s = f"{s['it_s']:.2f} it/s" if s.get("it_s") else "–"
+    return f"**{s['state']}** · step {s['step']} / {s['total']} · {it_s} · ETA {eta} · model → `{Path(s['out']).name}`"
+
+
+def poll(studio: Studio, known_models: list[str], shown_sample: str | None, who: str = "local"):
+    """Timer tick: status, loss chart, latest sample grid, log, the model list when it changed, and which sample grid
+    this page shows. Another visitor's job shows only its name, step and ETA."""
     job = studio.job
     models = list_models()
     dropdown = gr.update(choices=models) if models != known_models else gr.skip()
     if job is None:
-        return "No training job yet.", None, None, "", dropdown, models
+        return "No training job yet.", None, None, "", dropdown, models, None
     s = job.status()
+    line = _progress_line(s)
+    if not studio.owns_job(who):
+        return (line + "\n\n*(started by another visitor: its data, samples and log are theirs)*", None, None, "",
+                dropdown, models, None)
+    if s["error"]:
+        line += f"\n\n⚠️ {public(s['error'])}"
     events = job.events()
     steps = [e for e in events if e["type"] == "step"]
     steps = steps[:: max(1, len(steps) // 400)]  # the chart needs no more than ~400 points per curve
     shown = {k: v for k, v in LOSSES.items() if k != "keep" or any(e.get("keep") for e in steps)}  # keep: fine-tunes only
     rows = [{"step": e["step"], "loss": e[k], "series": label} for e in steps for k, label in shown.items()]
     chart = pd.DataFrame(rows) if rows else None
-    samples = [e for e in events if e["type"] == "sample"]
-    sample = samples[-1]["path"] if samples else None
-    eta = f"{s['eta_s'] / 60:.1f} min" if s.get("eta_s") is not None else "–"
-    it_s = f"{s['it_s']:.2f} it/s" if s.get("it_s") else "–"
-    line = f"**{s['state']}** · step {s['step']} / {s['total']} · {it_s} · ETA {eta} · model → `{Path(s['out']).name}`"
-    if s["error"]:
-        line += f"\n\n⚠️ {s['error']}"
-    log = "\n".join(e.get("message") or f"{e['type']} {e.get('path', e.get('state', ''))}"
+    samples = [e["path"] for e in events if e["type"] == "sample"]
+    # the grid lives in the run folder, which is not served: send the picture itself, and only when it changed
+    sample = gr.skip() if not samples or samples[-1] == shown_sample else _read_image(samples[-1])
+    log = "\n".join(public(e.get("message") or f"{e['type']} {e.get('path', e.get('state', ''))}")
                     for e in events if e["type"] in ("log", "checkpoint", "exported", "state", "error", "done"))[-4000:]
-    return line, chart, sample, log, dropdown, models
+    return line, chart, sample, log, dropdown, models, samples[-1] if samples else None
 
 
-def status_api(studio: Studio) -> dict:
-    """Training status for API clients (gradio_client)."""
+def _read_image(path: str):
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except OSError:
+        return gr.skip()  # a grid being replaced right now: the next tick shows it
+
+
+def status_api(studio: Studio, who: str = "local") -> dict:
+    """Training status for API clients: anyone sees whether a job runs (its model name, step, ETA); the visitor who
+    started it also sees its losses, error and event count."""
     if studio.job is None:
         return {"state": "idle"}
     s = studio.job.status()
-    steps = [e for e in studio.job.events() if e["type"] == "step"]
-    s["last"] = {k: steps[-1][k] for k in LOSSES} if steps else None
-    s["events"] = len(studio.job.events())
-    return s
+    mine = studio.owns_job(who)
+    status = {"state": s["state"], "model": Path(s["out"]).name, "step": s["step"], "total": s["total"],
+              "it_s": s["it_s"], "eta_s": s["eta_s"], "mine": mine}
+    if mine:
+        steps = [e for e in studio.job.events() if e["type"] == "step"]
+        status.update(error=public(s["error"]) if s["error"] else None,
+                      last={k: steps[-1][k] for k in LOSSES} if steps else None, events=len(studio.job.events()))
+    return status
 
 
 def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
@@ -151,21 +185,21 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             source = gr.Radio([UPLOAD, EMOJI], value=UPLOAD, label="Data")
             files = gr.File(label="A .zip, or images + metadata.jsonl / captions.csv / .txt captions",
                             file_count="multiple", elem_id="train-files")
-            check = gr.Button("Check data", elem_id="check-data")
+            check_btn = gr.Button("Check data", elem_id="check-data")
             report = gr.Markdown(elem_id="data-report")
         with gr.Column(scale=1):
             models = list_models()
             base = gr.Dropdown([*models, SCRATCH], value=models[0] if models else SCRATCH, label="Start from",
                                elem_id="train-base")
             name = gr.Textbox(label="Save as (letters, digits, - and _)", value="my-model", elem_id="model-name")
-            steps = gr.Slider(10, 5000, value=300, step=10, label="Steps", elem_id="steps")
-            batch = gr.Slider(2, 64, value=16, step=2, label="Batch size", elem_id="batch")
+            steps = slider(10, 5000, value=300, step=10, label="Steps", elem_id="steps")
+            batch = slider(2, 64, value=16, step=2, label="Batch size", elem_id="batch")
             with gr.Row():
-                lr_g = gr.Number(value=1e-4, label="G learning rate")
-                lr_d = gr.Number(value=2e-4, label="D learning rate")
+                lr_g = number(value=1e-4, label="G learning rate")
+                lr_d = number(value=2e-4, label="D learning rate")
             augment = gr.CheckboxGroup(["translation", "cutout", "color"], value=["translation", "cutout"],
                                        label="DiffAugment")
-            keep = gr.Slider(0, 100, value=KEEP, step=1, elem_id="keep",
+            keep = slider(0, 100, value=KEEP, step=1, elem_id="keep",
                              label="Keep what the base model draws for other prompts (0 = off; not from scratch)")
             balance = gr.Textbox(label="Balance by (optional): a metadata field whose values are drawn equally often, "
                                        "e.g. category", value="", elem_id="balance-by")
@@ -185,22 +219,46 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     status = gr.Markdown("No training job yet.", elem_id="train-status")
     with gr.Row():
         chart = gr.LinePlot(x="step", y="loss", color="series", title="Losses", height=300, elem_id="loss-chart")
-        sample = gr.Image(label="Latest samples (EMA generator; rows = prompts, columns = seeds)", type="filepath",
+        sample = gr.Image(label="Latest samples (EMA generator; rows = prompts, columns = seeds)", type="pil",
                           elem_id="train-sample", elem_classes=["pixelated"])
     log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
     known = gr.State(list_models())
 
-    check.click(lambda *a: check_data(studio, *a), [source, files, base, balance], [report, staged],
-                api_name="check_data")
+    shown_sample = gr.State(None)
+
+    def check(source: str, files: list | None, base: str, balance_by: str):
+        return check_data(studio, source, files, base, balance_by)
+
+    def train_start(source: str, files: list | None, staged: str | None, base: str, name: str, steps: float,
+                    batch_size: float, lr_g: float, lr_d: float, augment: list[str], keep: float, balance_by: str,
+                    encoder: str, request: gr.Request):
+        return start(studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep,
+                     balance_by, encoder, who=visitor(request))
+
+    def train_pause(request: gr.Request):
+        return control(studio, "pause", visitor(request))
+
+    def train_resume(request: gr.Request):
+        return control(studio, "resume", visitor(request))
+
+    def train_stop(request: gr.Request):
+        return control(studio, "stop", visitor(request))
+
+    def train_status(request: gr.Request):
+        return status_api(studio, visitor(request))
+
+    def tick(known: list[str], shown: str | None, request: gr.Request):
+        return poll(studio, known, shown, visitor(request))
+
+    check_btn.click(check, [source, files, base, balance], [report, staged], api_name="check_data")
     base.change(encoder_choices, base, encoder, api_visibility="private")
-    go.click(lambda *a: start(studio, *a),
-             [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder],
+    go.click(train_start, [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder],
              message, api_name="train_start")
-    pause.click(lambda: control(studio, "pause"), None, message, api_name="train_pause")
-    resume.click(lambda: control(studio, "resume"), None, message, api_name="train_resume")
-    stop.click(lambda: control(studio, "stop"), None, message, api_name="train_stop")
+    pause.click(train_pause, None, message, api_name="train_pause")
+    resume.click(train_resume, None, message, api_name="train_resume")
+    stop.click(train_stop, None, message, api_name="train_stop")
     status_json = gr.JSON(visible=False)
-    gr.Button(visible=False).click(lambda: status_api(studio), None, status_json, api_name="train_status")
+    gr.Button(visible=False).click(train_status, None, status_json, api_name="train_status")
     timer = gr.Timer(1.0)
-    timer.tick(lambda k: poll(studio, k), known, [status, chart, sample, log, model_dropdown, known],
+    timer.tick(tick, [known, shown_sample], [status, chart, sample, log, model_dropdown, known, shown_sample],
                api_visibility="private", show_progress="hidden", concurrency_id="poll", concurrency_limit=4)

@@ -1,0 +1,27 @@
+"""Number inputs whose values reach the handler as sent, so the library checks them and answers in words.
+
+Gradio's own Number and Slider check bounds before the handler runs: NaN then fails with a bare "Error" and no
+message (it cannot be rounded), and each out-of-range value prints a traceback to the server log. These are Gradio's
+own widgets (the browser shows and bounds them as usual) whose values pass through unchanged; every handler checks
+its numbers with pipeline.whole_number / finite_number, as the Python API does. (A subclass would do the same, but
+Gradio writes a .pyi file beside every module that subclasses a component.)
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+
+def _as_sent(payload):
+    return payload
+
+
+def number(*args, **kwargs) -> gr.Number:
+    box = gr.Number(*args, **kwargs)
+    box.preprocess = _as_sent
+    return box
+
+
+def slider(*args, **kwargs) -> gr.Slider:
+    bar = gr.Slider(*args, **kwargs)
+    bar.preprocess = _as_sent
+    return bar
