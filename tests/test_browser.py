@@ -227,3 +227,57 @@ def test_text_encoder_is_chosen_for_new_models_only(page, served):
     page.click("#train-base input")
     page.locator("ul[role=listbox] li", has_text=first).first.click()
     page.wait_for_function("() => document.querySelector('#encoder input').disabled", timeout=30_000)
+
+
+def test_two_visitors_one_job(served, tmp_path):
+    """Two browsers (separate sessions) on one app: the second sees that the first one's job runs (name, step, ETA),
+    not its samples or log, cannot stop it, and generates meanwhile; the first stops its own job."""
+    from playwright.sync_api import sync_playwright
+
+    data = make_shapes_folder(tmp_path / "shapes", size=64)
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in data.iterdir():
+            zf.write(p, p.name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync", "--disable-quic"])
+        a, b = (browser.new_context(viewport={"width": 1280, "height": 1000}).new_page() for _ in range(2))
+        for pg in (a, b):
+            pg.goto(served["url"])
+            pg.wait_for_selector("#gallery img", timeout=60_000)
+        a.get_by_role("tab", name="Train").click()
+        a.set_input_files("#train-files input[type=file]", str(z))
+        a.wait_for_timeout(1500)
+        a.locator("#model-name textarea, #model-name input").first.fill("window-a")
+        batch = a.locator("#batch input[type=number]")
+        batch.fill("4")
+        batch.press("Enter")
+        a.click("#train-start")
+        a.wait_for_selector("#train-message :text('training')", timeout=30_000)
+        a.wait_for_function("() => document.querySelector('#train-status').innerText.match(/step [1-9]/)",
+                            timeout=120_000)
+        b.get_by_role("tab", name="Train").click()
+        b.wait_for_function("() => document.querySelector('#train-status').innerText.includes('another visitor')",
+                            timeout=30_000)
+        assert "window-a" in b.inner_text("#train-status")
+        b.click("#train-stop")
+        b.wait_for_selector("#train-message :text('another visitor')", timeout=30_000)
+        b.wait_for_timeout(2500)  # a few status ticks: still nothing of the other visitor's job
+        assert b.locator("#train-sample img").count() == 0 and b.locator("#train-log textarea").input_value() == ""
+        b.screenshot(path=str(served["shots"] / "two-visitors-other.png"), full_page=True)
+        b.get_by_role("tab", name="Generate").click()
+        before = gallery_srcs(b)
+        box = b.locator("#prompt textarea")
+        box.fill("a red heart")
+        box.press("Enter")
+        wait_change(b, before, timeout=60)
+        a.wait_for_selector("#train-sample img", timeout=120_000)
+        assert "running" in a.inner_text("#train-status"), "the other visitor's Stop changed nothing"
+        a.screenshot(path=str(served["shots"] / "two-visitors-owner.png"), full_page=True)
+        a.click("#train-stop")
+        a.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
+                            timeout=120_000)
+        browser.close()
+    assert (served["weights"] / "window-a" / "model_index.json").is_file()
