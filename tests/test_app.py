@@ -57,14 +57,8 @@ def test_variation_and_mixing(app_env):
     (dict(model="nope"), "not found"),
 ])
 def test_bad_values_get_messages(app_env, kwargs, message):
-    """Either the component's own bounds check answers (an error naming the limit) or the library's message."""
-    from gradio_client.exceptions import AppError
-
-    try:
-        images, status = gen(app_env["client"], **kwargs)
-    except AppError as e:
-        assert "minimum" in str(e) or "maximum" in str(e), e
-        return
+    """The library's message, whatever the component's bounds (the handler checks every number as sent)."""
+    images, status = gen(app_env["client"], **kwargs)
     assert images == [] and message in status
     assert len(gen(app_env["client"], n=1)[0]) == 1, "the app keeps working"
 

@@ -229,21 +229,18 @@ def test_text_encoder_is_chosen_for_new_models_only(page, served):
     page.wait_for_function("() => document.querySelector('#encoder input').disabled", timeout=30_000)
 
 
-def test_two_visitors_one_job(served, tmp_path):
+def test_two_visitors_one_job(page, served, tmp_path):
     """Two browsers (separate sessions) on one app: the second sees that the first one's job runs (name, step, ETA),
     not its samples or log, cannot stop it, and generates meanwhile; the first stops its own job."""
-    from playwright.sync_api import sync_playwright
-
     data = make_shapes_folder(tmp_path / "shapes", size=64)
     z = tmp_path / "shapes.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for p in data.iterdir():
             zf.write(p, p.name)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync", "--disable-quic"])
-        a, b = (browser.new_context(viewport={"width": 1280, "height": 1000}).new_page() for _ in range(2))
+    browser = page.context.browser  # the module's browser; two new contexts are two visitors (no shared storage)
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 1000}) for _ in range(2)]
+    try:
+        a, b = (c.new_page() for c in contexts)
         for pg in (a, b):
             pg.goto(served["url"])
             pg.wait_for_selector("#gallery img", timeout=60_000)
@@ -279,5 +276,7 @@ def test_two_visitors_one_job(served, tmp_path):
         a.click("#train-stop")
         a.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
                             timeout=120_000)
-        browser.close()
+    finally:
+        for c in contexts:
+            c.close()
     assert (served["weights"] / "window-a" / "model_index.json").is_file()
