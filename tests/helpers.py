@@ -63,6 +63,19 @@ def gen(client, prompt="a red circle", model="tiny", seed=3, n=4, truncation=0.8
     return client.predict(prompt, model, seed, n, truncation, variation, mix, w, api_name="/generate")
 
 
+def wait_for_job(client, seconds: float) -> dict:
+    """Poll /train_status until the job ends (or the time is up); its last status."""
+    import time
+
+    deadline, status = time.time() + seconds, {}
+    while time.time() < deadline:
+        status = client.predict(api_name="/train_status")
+        if status["state"] in ("completed", "failed", "stopped"):
+            break
+        time.sleep(0.3)
+    return status
+
+
 @contextmanager
 def running_app(root: Path, copy_models: tuple[Path, ...] = (), **build_kwargs):
     """The app launched on a free port over `root`/weights (one tiny model, plus copies of `copy_models`) and

@@ -1,7 +1,6 @@
 """The launched app driven through gradio_client, as an API user would."""
 import json
 import shutil
-import time
 import zipfile
 
 import numpy as np
@@ -9,18 +8,7 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from helpers import gen, make_shapes_folder
-
-
-def wait_for_job(client, seconds: float) -> dict:
-    """Poll /train_status until the job ends (or the time is up); its last status."""
-    deadline, status = time.time() + seconds, {}
-    while time.time() < deadline:
-        status = client.predict(api_name="/train_status")
-        if status["state"] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(0.5)
-    return status
+from helpers import gen, make_shapes_folder, wait_for_job
 
 
 def test_binds_localhost_only(app_env):

@@ -21,7 +21,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from conftest import TINY_D, TINY_G
-from helpers import make_shapes_folder
+from helpers import make_shapes_folder, wait_for_job
 
 ORIGINAL_REGISTER_PARAMETER = torch.nn.Module.register_parameter
 
@@ -147,16 +147,6 @@ def start_job(client, z: Path, name: str, steps: int = 10, base: str = "tiny") -
     return client.predict(source="my upload", files=[handle_file(str(z))], base=base, name=name, steps=steps,
                           batch_size=4, lr_g=1e-4, lr_d=2e-4, augment=[], keep=0.0, balance_by="",
                           encoder="minilm", api_name="/train_start")
-
-
-def wait_for_job(client, seconds: float) -> dict:
-    deadline, status = time.time() + seconds, {}
-    while time.time() < deadline:
-        status = client.predict(api_name="/train_status")
-        if status["state"] in ("completed", "failed", "stopped"):
-            break
-        time.sleep(0.3)
-    return status
 
 
 def generate(client, model: str = "tiny", **kwargs) -> tuple[list, str]:
