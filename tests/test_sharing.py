@@ -312,7 +312,7 @@ GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "m
     ("truncation", float("nan"), "truncation must be a number between"),
     ("truncation", float("inf"), "truncation must be a number between"),
     ("variation", -float("inf"), "variation must be a number between"),
-    ("mix_weight", float("nan"), "prompt weights must be finite"),
+    ("mix_weight", float("nan"), "mix weight must be a number between 0.0 and 1.0"),
 ])
 def test_nan_inf_and_out_of_range_numbers_get_words_not_tracebacks(app_env, capfd, field, value, words):
     capfd.readouterr()

@@ -8,7 +8,7 @@ import gradio as gr
 import torch
 
 from ..images import save_animation
-from ..pipeline import SEED_MAX, whole_number
+from ..pipeline import SEED_MAX, finite_number, whole_number
 from ..text import EncoderNotAvailable
 from ..weights import NoModelError, default_truncation, list_models
 from .inputs import number, slider
@@ -28,7 +28,11 @@ def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation
         name = studio.model_name(model)
         pipe = studio.pipeline(name)
         torch.set_num_threads(studio.generation_threads())
-        text = {prompt: 1.0 - float(mix_weight), mix_prompt: float(mix_weight)} if (mix_prompt or "").strip() else prompt
+        if (mix_prompt or "").strip():
+            weight = finite_number(mix_weight, "mix weight", 0.0, 1.0)
+            text = {prompt: 1.0 - weight, mix_prompt: weight}
+        else:
+            text = prompt
         t0 = time.perf_counter()
         images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation).images
         ms = (time.perf_counter() - t0) * 1000

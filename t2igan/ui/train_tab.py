@@ -11,7 +11,7 @@ from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
 from ..text import DEFAULT_ENCODER
 from ..pipeline import finite_number, whole_number
-from ..train import KEEP, TrainConfig
+from ..train import CHECKPOINT, KEEP, TrainConfig
 from ..uploads import UploadError, stage_uploads
 from ..weights import check_new_name, list_encoders, list_models, weights_dir
 from .inputs import number, slider
@@ -81,7 +81,8 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
     try:
         name = check_new_name((name or "").strip())
         runs = outputs_dir() / "runs"
-        if runs.is_dir() and any(p.name.lower() == name.lower() for p in runs.iterdir()):  # never overwrite a run
+        if runs.is_dir() and any(p.name.lower() == name.lower() and (p / CHECKPOINT).exists()
+                                 for p in runs.iterdir()):  # the trainer never overwrites a run
             raise ValueError(f"outputs/runs/{name} holds an earlier training run of that name: choose another name")
         if active_job() is not None:
             raise JobError("a training job is already running: wait for it to end before starting another")
