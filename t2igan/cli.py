@@ -260,7 +260,7 @@ def cmd_data_emoji(args) -> int:
     try:
         report = build_emoji_dataset(args.out, vendors=args.vendors, test_fraction=args.test_fraction,
                                      seed=args.seed, resolution=args.resolution,
-                                     colour_captions=args.colour_captions, mood_captions=args.mood_captions)
+                                     colour_captions=args.colour_captions)
     except EmojiBuildError as e:
         print(f"t2igan: error: {e}", file=sys.stderr)
         return 1
@@ -395,35 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gp-weight", type=float, default=None)
     t.add_argument("--gp-every", type=int, default=None)
     t.add_argument("--mode-seeking", type=float, default=None, help="MSGAN weight (0 = off)")
-    t.add_argument("--recon", type=float, default=None, help="paired low-resolution L1 weight (0 = off)")
-    t.add_argument("--recon-size", type=int, default=None, help="pixels of the L1 comparison (default 16)")
-    t.add_argument("--recon-samples", type=int, default=None,
-                   help="IMLE: pull only the closest of this many draws per real image (default 1)")
-    t.add_argument("--hard-negatives", type=float, default=None, metavar="F",
-                   help="fraction of D's mismatched pairs that pair an image with a look-alike's name (one of the 8 "
-                        "nearest other names) instead of a random caption (default 0)")
-    t.add_argument("--look-alike-contrast", type=float, default=None, metavar="W",
-                   help="weight of G's loss that its images score higher, by D and the feature critic, with their own "
-                        "caption than with a look-alike's name (default 0 = off)")
-    t.add_argument("--text-noise", type=float, default=None, metavar="S",
-                   help="move each step's caption vectors a random step of about this length on the unit sphere, "
-                        "for D and G alike, so that names between trained ones are drawn coherently (default 0 = off)")
     t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
     t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
                    help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "
                         "grow the init generator to these widths, keeping what it draws (Net2Net)")
     t.add_argument("--d-channels", type=int, nargs="+", default=None, metavar="C",
-                   help="discriminator widths from the input size down to 4x4, e.g. 16 32 64 128 256; with --init: "
-                        "grow the init discriminator to these widths (the 4x4 level keeps its width), same logits")
+                   help="new models: discriminator widths from the input size down to 4x4, e.g. 16 32 64 128 256")
     t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
     t.add_argument("--feature-critic-weight", type=float, default=None)
-    t.add_argument("--concept-loss", type=float, default=None,
-                   help="with --feature-critic: weight of a loss that G's images be classified as their caption's "
-                        "concept by the frozen feature network (0 = off)")
     t.add_argument("--keep", type=float, default=None, metavar="W",
                    help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
                         "do not redraw everything else (L1 weight; default 30 with --init unless --resolution or "
-                        "--g-channels / --d-channels grows the model; 0 = off, e.g. to continue a long run on its own "
+                        "--g-channels grows the model; 0 = off, e.g. to continue a long run on its own "
                         "data)")
     t.add_argument("--keep-prompts", default=None,
                    help="those prompts, separated by '|' (default: the prompt sheet's 24)")
@@ -466,8 +449,6 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--resolution", type=int, default=64)
     de.add_argument("--no-colour-captions", dest="colour_captions", action="store_false",
                     help="leave out the caption with each image's drawn colour ('a yellow grinning face')")
-    de.add_argument("--mood-captions", action="store_true",
-                    help="add captions with a face's feeling from its keywords ('a happy face'; see the model card)")
     de.set_defaults(func=cmd_data_emoji)
 
     b = sub.add_parser("bench", help="generation (default) or --train speed benchmark (one JSON line)")

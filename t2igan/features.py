@@ -93,21 +93,16 @@ class ProjectedCritic(SerialBuild, nn.Module):
         t = self.text_map(e)
         return sum(pair_logit(h, t, joint, project) for h, joint, project in zip(hs, self.joint, self.project))
 
-    def scores(self, images: torch.Tensor, *texts: torch.Tensor, with_logits: bool = False):
-        """Logits of each image with each set of sentences (one row per image), from one pass over the images; with
-        `with_logits` also the FeatureNet's class logits."""
-        features, hs = self._heads(images)
-        out = [self.score(hs, e) for e in texts]
-        return (out, self.net.logits(features)) if with_logits else out
+    def scores(self, images: torch.Tensor, *texts: torch.Tensor):
+        """Logits of each image with each set of sentences (one row per image), from one pass over the images."""
+        _, hs = self._heads(images)
+        return [self.score(hs, e) for e in texts]
 
-    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None,
-                with_logits: bool = False):
-        """Scores; with `with_logits` also the FeatureNet's class logits of `images`, from the same features.
-        With `mismatched` (training): images = [real; fake], and the real images are also scored against the wrong
-        sentences; returns (real, fake, mismatched) logits."""
+    def forward(self, images: torch.Tensor, e: torch.Tensor, mismatched: torch.Tensor | None = None):
+        """Scores. With `mismatched` (training): images = [real; fake], and the real images are also scored against
+        the wrong sentences; returns (real, fake, mismatched) logits."""
         if mismatched is None:
-            out = self.scores(images, e, with_logits=with_logits)
-            return (out[0][0], out[1]) if with_logits else out[0]
+            return self.scores(images, e)[0]
         n = mismatched.shape[0]
         _, hs = self._heads(images)
         out = self.score([torch.cat([h, h[:n]]) for h in hs], torch.cat([e, mismatched]))

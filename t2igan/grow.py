@@ -126,30 +126,6 @@ def widen_generator(G: Generator, channels: list[int] | tuple[int, ...], seed: i
     return new.train(G.training)
 
 
-@torch.no_grad()
-def widen_discriminator(D: Discriminator, channels: list[int] | tuple[int, ...], seed: int = 0) -> Discriminator:
-    """A discriminator with `channels` widths (each ≥ D's; the 4×4 level, which the text heads read, unchanged) that
-    gives the same logits as D. A thin critic at the fine levels cannot see the details G should learn (a mouth's
-    curve is a few pixels at 64 px); widening it keeps everything D has learnt and adds room there."""
-    old = list(D.config.channels)
-    channels = [int(c) for c in channels]
-    _check_widths(old, channels)
-    if channels[-1] != old[-1]:
-        raise ValueError(f"widen: the 4x4 level feeds the text heads and keeps its width {old[-1]}; got {channels[-1]}")
-    new = Discriminator(**_config(D, channels=channels)).to(next(D.parameters()).device)
-    maps, shares = _level_maps(old, channels, torch.Generator().manual_seed(seed))
-    widened = ("from_rgb.", "blocks.")
-    missing, unexpected = new.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith(widened)},
-                                              strict=False)  # text map and heads: the 4×4 level keeps its width
-    assert not unexpected and all(k.startswith(widened) for k in missing), (missing, unexpected)
-    _copy_out(new.from_rgb, D.from_rgb, maps[0])
-    for k, (nb, ob) in enumerate(zip(new.blocks, D.blocks)):
-        i_map, i_share, o_map, o_share = maps[k], shares[k], maps[k + 1], shares[k + 1]
-        _widen_block_convs(nb, ob, i_map, i_share, o_map, o_share)
-        nb.gate.copy_(ob.gate)
-    return new.train(D.training)
-
-
 # ============================================================================ deeper: one more resolution level
 @torch.no_grad()
 def deepen_generator(G: Generator) -> Generator:

@@ -103,8 +103,7 @@ def nearest_rows(queries: torch.Tensor, table: torch.Tensor, candidates: list[in
                  k: int, chunk: int = 1024) -> torch.Tensor:
     """For each query vector, the `k` rows of `table` among `candidates` with the highest dot product (cosine for unit
     vectors), leaving out that query's `exclude` set: [queries, k'], nearest first, where k' is k or, if fewer, the
-    candidates left to every query (0 when some query has none). Look-alike captions for hard negatives (training)
-    and for look-alike distractors (evaluation)."""
+    candidates left to every query (0 when some query has none): look-alike distractors for evaluation."""
     bank = table[candidates].float()
     ids = torch.tensor(candidates, dtype=torch.long)
     position = {row: j for j, row in enumerate(candidates)}

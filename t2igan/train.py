@@ -17,7 +17,6 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -34,7 +33,6 @@ from .images import make_grid
 from .models import UPSAMPLE, Discriminator, Generator
 
 CHECKPOINT = "checkpoint.safetensors"
-HARD_POOL = 8  # hard negatives: an image's mismatched caption is drawn from this many nearest other names
 
 
 @dataclass
@@ -59,21 +57,6 @@ class TrainConfig:
     gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
     augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
     mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
-    recon: float = 0.0                          # paired L1 weight: G(z, caption) ≈ the caption's own image at recon_size px (0 = off)
-    recon_size: int = 16                        # blurred comparison: layout and colour from the pair, detail left to D
-    recon_samples: int = 1                      # > 1: IMLE — of this many noises per real image, only the closest
-                                                # G(z, caption) is pulled to it, so a caption shared by several
-                                                # images keeps several modes instead of learning their average
-    hard_negatives: float = 0.0                 # fraction of D's mismatched pairs whose caption is the name of a
-                                                # look-alike (one of the HARD_POOL nearest other names in the text
-                                                # encoder's space) instead of a random other image's: teaches D, and
-                                                # through it G, what tells near neighbours apart (frowning vs grinning)
-    look_alike_contrast: float = 0.0            # G's loss that each of its images score higher with its own caption
-                                                # than with a look-alike's name, by D and the feature critic
-                                                # (XMC-GAN-style contrast with one hard negative; 0 = off)
-    text_noise: float = 0.0                     # each step's caption vectors moved a random step of about this
-                                                # length on the unit sphere (Lafite-style), for D and G alike: both
-                                                # learn a caption's neighbourhood, not only its point (0 = off)
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -86,18 +69,16 @@ class TrainConfig:
     encoder: str = "minilm"                     # text encoder for a new model (fine-tuning uses the init's)
     resolution: int | None = None               # new model: 64 if unset; with init: grow it to this (2x, 4x)
     g_channels: list[int] | None = None         # default: models.DEFAULT_G_CHANNELS; with init: grow to these widths
-    d_channels: list[int] | None = None         # with init: grow D to these widths (4×4 level unchanged)
+    d_channels: list[int] | None = None         # new model: discriminator widths (default: models.DEFAULT_D_CHANNELS)
     z_dim: int = 64
     cond_dim: int = 192
     upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
     feature_critic: str | None = None           # a FeatureNet folder: add a critic that looks through it (features.py)
     feature_critic_weight: float = 1.0          # its share of G's adversarial loss
-    concept_loss: float = 0.0                   # with feature_critic: weight of G's loss for its images being classified
-                                                # (by the frozen FeatureNet) as their caption's concept (0 = off)
     keep: float | None = None                   # with init: L1 weight pulling G's images for prompts outside the data
                                                 # towards the init's (same noise), so a fine-tune on a few pictures
                                                 # does not redraw everything else; None: KEEP (30) with init unless the
-                                                # model is grown (resolution, g_channels, d_channels), else 0
+                                                # model is grown (resolution, g_channels), else 0
     keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
                                                 # data's captions are left out
     log_every: int = 10
@@ -210,15 +191,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
 
             narrow, G = list(G.config.channels), widen_generator(G, cfg.g_channels, seed=cfg.seed)
             log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
-        d_shape = list(D.config.channels)
-        if cfg.d_channels and list(cfg.d_channels) != d_shape:
-            from .grow import widen_discriminator
-
-            D = widen_discriminator(D, cfg.d_channels, seed=cfg.seed)
-            log(f"discriminator widened {d_shape} -> {list(D.config.channels)} (same logits at step 0)")
         _report_ignored_architecture(cfg, G, D, log)
-        grown = ((G.config.resolution, list(G.config.channels)) != init_shape
-                 or list(D.config.channels) != d_shape)
+        grown = (G.config.resolution, list(G.config.channels)) != init_shape
     else:
         encoder = TextEncoder.from_pretrained(cfg.encoder)
         encoder_id, default_truncation = cfg.encoder, 1.0  # the export stores one from a local folder in the model
@@ -245,8 +219,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {resolution}px, {precision}")
-    look_alikes = (_look_alike_names(caption_rows, text_table, HARD_POOL)
-                   if cfg.hard_negatives > 0 or cfg.look_alike_contrast > 0 else None)
     hint = allocator_hint(acc.device, cfg.batch_size)
     log(hint) if hint else None
     policy = parse_policy(cfg.augment)
@@ -270,10 +242,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         keep_table = other_table
         log(f"keep {keep:g}: holding {len(others)} prompts (and blends of them) to what {cfg.init} draws (keep 0: off)"
             + (f"; left out as too close to the data's captions: {', '.join(dropped)}" if dropped else ""))
-    concept_of_row = None  # caption row → concept class (or -1) for the concept loss
-    if cfg.concept_loss > 0:
-        concept_of_row = _concept_labels(data, cfg.data, captions, P.net, cfg.feature_critic)
-        log(f"concept loss: {int((concept_of_row >= 0).sum())} of {len(captions)} captions name one known concept")
     # --------------------------------------------------------------------------------------------- optimisers
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -320,15 +288,12 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         P, opt_p = acc.prepare(P, opt_p)
     P_plain = acc.unwrap_model(P) if P is not None else None
     D_plain = acc.unwrap_model(D)
-    G_plain = acc.unwrap_model(G)
     critics = [D_plain] + ([P_plain] if P is not None else [])  # frozen during G's step
     dev = acc.device
     G_ema.to(dev)  # accelerate moved G (and D, P) to the device; the EMA copy was made before that
     G_init = G_init.to(dev) if G_init is not None else None
     keep_table = keep_table.to(dev) if keep_table is not None else None
     text_table = text_table.to(dev)
-    look_alikes = look_alikes.to(dev) if look_alikes is not None else None
-    concept_of_row = concept_of_row.to(dev) if concept_of_row is not None else None
     z_dim = acc.unwrap_model(G).config.z_dim
     # 8 captions spread over the data; a fine-tune shows 2 prompts from outside it instead of the last two (forgetting)
     spread = [captions[i] for i in np.linspace(0, len(captions) - 1, 8 - len(others[:2])).astype(int)]
@@ -337,10 +302,6 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         (run / "samples").mkdir(exist_ok=True)
-
-    def look_alike_of(idx: torch.Tensor) -> torch.Tensor:
-        """Sentence vectors: for each image, the name of one of its look-alikes, drawn at random (a new draw each call)."""
-        return text_table[look_alikes[idx.to(dev), torch.randint(look_alikes.shape[1], (len(idx),), device=dev)]]
 
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
         """Rows of the caption table: one caption per image, drawn at random among its captions (a new draw every step)."""
@@ -414,11 +375,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 break
             real = real.to(dev, non_blocking=True)
             rows = pick_captions(idx)
-            e = _perturb_text(text_table[rows], cfg.text_noise)
+            e = text_table[rows]
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
-            if cfg.hard_negatives > 0:  # ... or, for a fraction of the batch, the name of a look-alike
-                h = round(cfg.hard_negatives * real.shape[0])
-                e_wrong = torch.cat([look_alike_of(idx[:h]), e_wrong[h:]])
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
             # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
@@ -467,62 +425,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #      init model draws them with the same noise
             k = real.shape[0] if G_init is not None else 0
             z_keep, e_keep = torch.randn(k, z_dim, device=dev), (_blend_prompts(keep_table, k) if k else e[:0])
-            # ---- and, with recon_samples > 1, for each real image the noise (of that many) whose image is closest
-            target = F.adaptive_avg_pool2d(real, cfg.recon_size) if cfg.recon > 0 else None
-            z_rec = (_closest_noise(G_plain, target, e, z_dim, cfg.recon_samples, autocast)
-                     if cfg.recon > 0 and cfg.recon_samples > 1 else z[:0])
-            n, nq, nk = real.shape[0], real.shape[0] + q, real.shape[0] + q + k
+            n, nq = real.shape[0], real.shape[0] + q
             with autocast():
-                out = G(torch.cat([z, z2, z_keep, z_rec]),  # one forward pass (DDP-friendly)
-                        torch.cat([e, e[:q], e_keep, e[: len(z_rec)]]))
-                fake, fake2, kept = out[:n], out[n:nq], out[nq:nk]
-                fake_rec = out[nk:] if len(z_rec) else None
+                out = G(torch.cat([z, z2, z_keep]), torch.cat([e, e[:q], e_keep]))  # one forward pass (DDP-friendly)
+                fake, fake2, kept = out[:n], out[n:nq], out[nq:]
                 fake_in = diff_augment(fake.float(), policy)
-                # ---- with look_alike_contrast, each image is also scored against the name of one of its caption's
-                #      look-alikes (same image pass): it should score higher with its own caption
-                texts = [e]
-                if cfg.look_alike_contrast > 0:
-                    texts.append(look_alike_of(idx))
-                d_out = [o.float() for o in D_plain.scores(fake_in, *texts)]
-                loss_g = -d_out[0].mean()
-                critic_outs = [(1.0, d_out)]
-                if P is not None:  # class logits (same FeatureNet pass) only for the concept loss
-                    p_out, logits = (P_plain.scores(fake_in, *texts, with_logits=True) if cfg.concept_loss > 0
-                                     else (P_plain.scores(fake_in, *texts), None))
-                    p_out = [o.float() for o in p_out]
-                    loss_g = loss_g - cfg.feature_critic_weight * p_out[0].mean()
-                    critic_outs.append((cfg.feature_critic_weight, p_out))
-            loss_con = torch.zeros((), device=dev)
-            if cfg.look_alike_contrast > 0:  # softplus(other − own): a two-way softmax loss on the critics' logits
-                loss_con = sum(w * F.softplus(out[1] - out[0]).mean() for w, out in critic_outs)
-                loss_g = loss_g + cfg.look_alike_contrast * loss_con
-            # ---- concept loss (AC-GAN style, frozen classifier): the image should show the caption's concept
-            #      (captions without one concept, label -1, are left out of the mean)
-            loss_cls = torch.zeros((), device=dev)
-            if cfg.concept_loss > 0:
-                y = concept_of_row[rows]
-                known = (y >= 0).float()
-                ce = F.cross_entropy(logits.float(), y.clamp(min=0), reduction="none")
-                loss_cls = (ce * known).sum() / known.sum().clamp(min=1)
-                loss_g = loss_g + cfg.concept_loss * loss_cls
+                loss_g = -D_plain.scores(fake_in, e)[0].float().mean()
+                if P is not None:
+                    loss_g = loss_g - cfg.feature_critic_weight * P_plain.scores(fake_in, e)[0].float().mean()
             loss_ms = torch.zeros((), device=dev)
             if q:
                 ratio = (fake[:q] - fake2).float().abs().mean((1, 2, 3)) / (z[:q] - z2).abs().mean(1)
                 loss_ms = 1.0 / (ratio.mean() + 1e-5)
                 loss_g = loss_g + cfg.mode_seeking * loss_ms
-            # ---- paired reconstruction: the caption came with a real image; at low resolution G's image should
-            #      match it. Several images may fit one caption, so only the closest of several draws is pulled:
-            #      the quarter's two noises, or with recon_samples > 1 the best of that many fresh ones (IMLE)
-            loss_rec = torch.zeros((), device=dev)
-            if cfg.recon > 0:
-                if fake_rec is not None:
-                    loss_rec = _low_res_l1(fake_rec, target, cfg.recon_size).mean()
-                else:
-                    rec = _low_res_l1(fake, target, cfg.recon_size)
-                    if q:
-                        rec = torch.cat([torch.minimum(rec[:q], _low_res_l1(fake2, target[:q], cfg.recon_size)), rec[q:]])
-                    loss_rec = rec.mean()
-                loss_g = loss_g + cfg.recon * loss_rec
             loss_keep = torch.zeros((), device=dev)
             if k:
                 with torch.no_grad(), autocast():
@@ -543,8 +458,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                                      1 - decay)
             step += 1
 
-            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_rec, loss_p, loss_cls,
-                                  loss_keep, loss_con]).detach().float()
+            losses = torch.stack([loss_d, loss_real, loss_fake, loss_wrong, penalty, loss_g, loss_ms, loss_p,
+                                  loss_keep]).detach().float()
             window.append(losses)  # read at log lines and checkpoints only: reading them every step stalls a GPU
             if step % cfg.log_every == 0 or step == cfg.steps:
                 _check_losses(window, step, run)
@@ -552,7 +467,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 now = time.perf_counter()
                 rate = len(window) / max(now - t_window, 1e-9)
                 record = {"step": step, "d": mean[0], "d_real": mean[1], "d_fake": mean[2], "d_mismatch": mean[3],
-                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "recon": mean[7], "d_feature": mean[8], "concept": mean[9], "keep": mean[10], "look_alike_contrast": mean[11], "it_s": rate, "img_s": rate * batch_size * acc.num_processes,
+                          "penalty": mean[4], "g": mean[5], "mode_seeking": mean[6], "d_feature": mean[7], "keep": mean[8], "it_s": rate, "img_s": rate * batch_size * acc.num_processes,
                           "eta_s": (cfg.steps - step) / max(rate, 1e-9), "elapsed_s": now - t_start}
                 window, t_window = [], now
                 if main:
@@ -604,17 +519,10 @@ def export(G: Generator, G_ema: Generator, D: Discriminator, encoder, encoder_id
 
 
 def _validate(cfg: TrainConfig) -> None:
-    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "gp_every", "recon_samples"):
+    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "gp_every"):
         v = getattr(cfg, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
-    if not isinstance(cfg.hard_negatives, (int, float)) or isinstance(cfg.hard_negatives, bool) \
-            or not 0.0 <= cfg.hard_negatives <= 1.0:
-        raise ValueError(f"hard_negatives must be a fraction from 0 to 1, got {cfg.hard_negatives!r}")
-    for name in ("look_alike_contrast", "text_noise"):
-        v = getattr(cfg, name)
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
     for name in ("lr_g", "lr_d"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1:
@@ -625,15 +533,6 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"channels_last must be true or false, got {cfg.channels_last!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if not (isinstance(cfg.recon, (int, float)) and math.isfinite(cfg.recon) and cfg.recon >= 0):
-        raise ValueError(f"recon must be a number >= 0, got {cfg.recon!r}")
-    top = cfg.resolution or 64
-    if not isinstance(cfg.recon_size, int) or not 1 <= cfg.recon_size <= top:
-        raise ValueError(f"recon_size must be a whole number of pixels between 1 and {top}, got {cfg.recon_size!r}")
-    if not (isinstance(cfg.concept_loss, (int, float)) and math.isfinite(cfg.concept_loss) and cfg.concept_loss >= 0):
-        raise ValueError(f"concept_loss must be a number >= 0, got {cfg.concept_loss!r}")
-    if cfg.concept_loss > 0 and not cfg.feature_critic:
-        raise ValueError("concept_loss needs feature_critic: the FeatureNet that classifies the concepts")
     if cfg.keep is not None and not (isinstance(cfg.keep, (int, float)) and math.isfinite(cfg.keep) and cfg.keep >= 0):
         raise ValueError(f"keep must be a number >= 0, got {cfg.keep!r}")
     if cfg.keep and not cfg.init:
@@ -662,28 +561,6 @@ def _report_ignored_architecture(cfg: TrainConfig, G, D, log) -> None:
             log(f"{name} {wanted} ignored: fine-tuning keeps the architecture of {cfg.init} ({name} = {have})")
 
 
-def _concept_labels(data, data_dir: str, captions: list[str], net, net_path: str) -> torch.Tensor:
-    """Per caption row: the index of the one concept (FeatureNet class) it belongs to, or -1 where it is shared by
-    several concepts ("happy") or unknown to the network, so that the loss never pulls a caption two ways."""
-    from .evaluate import concept_keys
-
-    concepts = concept_keys(data, Path(data_dir))
-    names = net.config.concepts
-    if names is None:  # a folder written before the class names were saved: train_feature_net's sorted order
-        names = sorted(set(concepts))
-        if len(names) != net.config.num_classes:
-            raise ValueError(f"concept_loss: {net_path} classifies {net.config.num_classes} concepts, but {data_dir} "
-                             f"has {len(names)}; train the feature network on this data (t2igan features --data ...)")
-    index = {c: i for i, c in enumerate(names)}
-    owner: dict[str, set[int]] = {}
-    for caps, c in zip(data.captions, concepts):
-        for cap in caps:
-            owner.setdefault(cap, set()).add(index.get(c, -1))
-    labels = torch.tensor([next(iter(owner[c])) if len(owner[c]) == 1 else -1 for c in captions])
-    if not (labels >= 0).any():
-        raise ValueError(f"concept_loss: none of the concepts in {data_dir} is one that {net_path} classifies; "
-                         "train the feature network on this data (t2igan features --data ...)")
-    return labels
 
 
 # fine-tuning's default keep weight: on 8 pictures of 4 new emoji, 300 steps, 30 learned them as closely as 10 with less
@@ -747,34 +624,10 @@ def _blend_prompts(table: torch.Tensor, k: int) -> torch.Tensor:
     return mixed / mixed.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
-def _low_res_l1(images: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-image L1 between images and an already pooled target, both at size × size pixels."""
-    return (F.adaptive_avg_pool2d(images.float(), size) - target).abs().mean((1, 2, 3))
 
 
-def _look_alike_names(caption_rows: list[list[int]], text_table: torch.Tensor, pool: int) -> torch.Tensor:
-    """For each image, the caption rows of the `pool` names (first captions) of other images nearest to its own name
-    by cosine, leaving out every caption of the image itself (a name it shares is not a mismatch): [images, pool]."""
-    from .text import nearest_rows
-
-    names = sorted({rows[0] for rows in caption_rows})
-    near = nearest_rows(text_table[[rows[0] for rows in caption_rows]], text_table, names,
-                        [set(rows) for rows in caption_rows], pool)
-    if near.shape[1] < 1:
-        raise ValueError("hard_negatives, look_alike_contrast: no image has another image's name (first caption) to be told apart from; "
-                         "the data needs images with at least two different first captions")
-    return near
 
 
-def _closest_noise(G, target: torch.Tensor, e: torch.Tensor, z_dim: int, samples: int, autocast) -> torch.Tensor:
-    """For each real image (pooled to the comparison size: `target`), the noise of `samples` fresh draws whose
-    G(z, caption) is closest at that size (IMLE)."""
-    n, size = target.shape[0], target.shape[-1]
-    z = torch.randn(samples, n, z_dim, device=target.device)
-    with torch.no_grad(), autocast():
-        images = G(z.flatten(0, 1), e.repeat(samples, 1))
-    distance = _low_res_l1(images, target.repeat(samples, 1, 1, 1), size).view(samples, n)
-    return z[distance.argmin(0), torch.arange(n, device=target.device)]
 
 
 def _check_losses(window: list[torch.Tensor], last_step: int, run: Path) -> None:
@@ -800,12 +653,6 @@ def _check_finite(G, D, step: int) -> None:
                 raise TrainingDiverged(f"{name} weight {pname} is NaN/inf at step {step}: not writing a checkpoint")
 
 
-def _perturb_text(e: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Unit caption vectors moved by Gaussian noise of expected length `sigma`, back on the unit sphere (cosine to
-    the original about 1/√(1 + sigma²)): a name between two trained ones then lands where training has been."""
-    if sigma <= 0:
-        return e
-    return F.normalize(e + torch.randn_like(e) * (sigma / math.sqrt(e.shape[-1])), dim=-1)
 
 
 def _seed_noise(seed: int, z_dim: int) -> torch.Tensor:

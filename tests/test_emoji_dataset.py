@@ -508,33 +508,3 @@ def test_bad_arguments(pkg, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_mood_captions_say_a_faces_feeling_from_its_keywords():
-    face = {"name": "GRINNING FACE", "unified": "1F600", "category": "Smileys & Emotion",
-            "subcategory": "face-smiling"}
-    kws = ["grinning_face", "smile", "happy", "joy", "funny", "silly"]
-    caps = captions_for(face, keywords=kws, colour="yellow", moods=True)
-    assert "a happy face" in caps and "a happy yellow face" in caps and "a funny yellow face" in caps
-    assert not any("silly" in c and "face" in c and c.startswith("a silly") for c in caps)  # two moods at most
-    assert not any(c.startswith("a smile") and c.endswith(" face") for c in caps)  # not a feeling
-    assert captions_for(face, keywords=kws, moods=True)[0] == "grinning face"
-    assert "a happy face" in captions_for(face, keywords=kws, moods=True)  # no colour: the mood alone
-    assert captions_for(face, keywords=kws, colour="yellow") == [  # off by default
-        c for c in caps if not c.startswith(("a happy", "a funny"))]
-    cat = {"name": "SMILING CAT FACE WITH OPEN MOUTH", "unified": "1F63A", "category": "Smileys & Emotion",
-           "subcategory": "cat-face"}
-    assert "a happy yellow cat face" in captions_for(cat, keywords=["cats", "happy"], colour="yellow", moods=True)
-    heart = {"name": "BROKEN HEART", "unified": "1F494", "category": "Smileys & Emotion", "subcategory": "heart"}
-    assert not any(c.endswith("sad face") for c in captions_for(heart, keywords=["sad", "sorry"], moods=True))
-
-
-def test_mood_captions_only_when_asked(built, pkg, tmp_path):
-    out, _ = built
-    by_emoji = {r["emoji"]: r for rs in _all_rows(out).values() for r in rs}
-    assert not any(c.startswith("a happy") for c in by_emoji["1F600"]["text"])  # off by default: the shipped model's data
-    lib = _make_fake_emojilib(tmp_path)
-    build_emoji_dataset(tmp_path / "moods", tarballs={"google": str(pkg), "emojilib": str(lib)},
-                        test_fraction=0.3, seed=0, mood_captions=True)
-    rows = {r["emoji"]: r for rs in _all_rows(tmp_path / "moods").values() for r in rs}
-    assert "a happy face" in rows["1F600"]["text"] and "a happy yellow face" in rows["1F600"]["text"]
-    assert rows["1F600"]["text"][: len(by_emoji["1F600"]["text"])] == by_emoji["1F600"]["text"]
-    assert json.loads((tmp_path / "moods" / "build.json").read_text())["params"]["mood_captions"] is True

@@ -167,14 +167,6 @@ _KEYWORD_STOP = {
     "men", "women", "like", "word", "words", "other", "one", "two", "three", "new",
     "hand", "hands", "gesture",
 }
-# feelings that emojilib keywords give faces; "a happy face" / "a happy yellow face" are how people ask for them
-FACE_MOODS = {
-    "happy", "sad", "angry", "mad", "upset", "tired", "sleepy", "scared", "nervous", "confused", "bored", "silly",
-    "cool", "crazy", "excited", "shy", "sick", "ill", "surprised", "goofy", "playful", "proud", "depressed",
-    "worried", "frustrated", "annoyed", "terrified", "grumpy", "funny", "evil", "mischievous", "flattered",
-    "stunned", "relaxed", "injured", "hurt", "dizzy", "frozen", "feverish", "quiet", "indifferent", "embarrassed",
-    "cute", "lonely", "exhausted",
-}
 _PROFANITY = {"shit", "shitface", "crap", "turd", "fuck", "damn", "ass", "hell", "bullshit"}
 _KEYWORD_RE = re.compile(r"[a-z][a-z' ]*[a-z]")
 _ALT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9' ]*[a-z0-9]")
@@ -339,7 +331,6 @@ def captions_for(
     vendor: str | None = None,
     keywords: Sequence[str] = (),
     colour: str | None = None,
-    moods: bool = False,
 ) -> list[str]:
     """Natural-language captions for one emoji (optionally a skin-tone variant).
 
@@ -348,9 +339,7 @@ def captions_for(
     ``"<name>, <vendor> style"`` caption; ``keywords`` is an emojilib keyword list (its
     first element, if snake_case, is treated as an alternative name); ``colour``, the drawn
     colour (:func:`dominant_colour`), adds ``"a <colour> <name>"`` where the name takes an
-    article (not for skin-tone variants, whose tone words say it, nor for flags); ``moods`` adds
-    ``"a <mood> face"`` (and ``"a <mood> <colour> face"``) for the first two :data:`FACE_MOODS`
-    among a face's keywords, the words people type for faces whose names rarely say them.
+    article (not for skin-tone variants, whose tone words say it, nor for flags).
 
     Returns lower-case, de-duplicated captions; the first one is always the name.
     Every caption of a skin-tone variant mentions the tone in words.
@@ -393,12 +382,6 @@ def captions_for(
         if kws:
             caps.append(f"{_article(kws[0])} {kws[0]} emoji")
             caps.append(", ".join([name] + kws[:3]))
-        if moods and re.search(r"\bface\b", name):
-            head = "cat face" if "cat face" in name else "face"
-            for mood in [k for k in kws[:6] if k in FACE_MOODS][:2]:
-                caps.append(f"{_article(mood)} {mood} {head}")
-                if colour:
-                    caps.append(f"{_article(mood)} {mood} {colour} {head}")
     else:
         caps += [toned(name), f"{name} with {tone}"]
         if article:
@@ -661,7 +644,6 @@ def build_emoji_dataset(
     resolution=64,
     background=(255, 255, 255),
     colour_captions=True,
-    mood_captions=False,
 ) -> EmojiBuildReport:
     """npm-pack the emoji-datasource packages (or use the given local tarballs, for tests) and write an imagefolder.
 
@@ -809,7 +791,7 @@ def build_emoji_dataset(
             rows[sp].append({
                 "file_name": rel,
                 "text": captions_for(entry, skin=it["skin"], vendor=EMOJI_SOURCES[v]["style"], keywords=kw,
-                                     colour=colour, moods=mood_captions),
+                                     colour=colour),
                 "emoji": it["code"],
                 "base": it["base"],
                 "vendor": v,
@@ -841,7 +823,6 @@ def build_emoji_dataset(
                 "vendors": vendors, "version": str(version), "test_fraction": float(test_fraction),
                 "seed": int(seed), "resolution": resolution, "background": list(background),
                 "colour_captions": bool(colour_captions),
-                "mood_captions": bool(mood_captions),
                 "split": "sha256 of seed + base emoji code (grouped), per concept",
             },
             "sources": {
@@ -908,13 +889,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--npm", default="npm")
     p.add_argument("--no-colour-captions", dest="colour_captions", action="store_false")
-    p.add_argument("--mood-captions", action="store_true")
     a = p.parse_args(argv)
     try:
         report = build_emoji_dataset(a.out_dir, vendors=a.vendors, version=a.version, cache_dir=a.cache_dir,
                                      test_fraction=a.test_fraction, seed=a.seed, npm=a.npm,
-                                     resolution=a.resolution, colour_captions=a.colour_captions,
-                                     mood_captions=a.mood_captions)
+                                     resolution=a.resolution, colour_captions=a.colour_captions)
     except EmojiBuildError as e:
         print(f"error: {e}")
         return 1
