@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from t2igan.evaluate import evaluate_model, pipeline_generate_fn
 from t2igan.images import enlarge
-from t2igan.train import TrainConfig, train
+from t2igan.training import TrainConfig, train
 from t2igan.weights import load_pipeline
 
 CONCEPTS = ("doughnut", "pretzel", "wine glass", "mouse face")

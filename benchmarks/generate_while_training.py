@@ -13,7 +13,7 @@ import torch
 
 from t2igan.bench import _synthetic_dataset
 from t2igan.job import TrainingJob
-from t2igan.train import TrainConfig
+from t2igan.training import TrainConfig
 from t2igan.weights import load_pipeline
 
 parser = argparse.ArgumentParser()

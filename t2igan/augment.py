@@ -7,7 +7,6 @@ Colour jitter is off by default: colour words ("red heart", "green apple") matte
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 POLICIES = ("translation", "cutout", "color")
 

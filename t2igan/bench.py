@@ -68,7 +68,7 @@ def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", 
 
     from .device import describe, pick_device, resolve_precision, set_threads
     from .images import make_grid  # noqa: F401  (import cost outside the timed part)
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
     set_threads(threads)
     events: list[dict] = []

@@ -149,7 +149,7 @@ def cmd_train(args) -> int:
 
     from tqdm import tqdm
 
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     if args.prompts is not None:
@@ -514,7 +514,7 @@ def _no_loading_bars() -> None:
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .text import EncoderNotAvailable
-    from .train import TrainingDiverged
+    from .training import TrainingDiverged
     from .weights import NoModelError
 
     args = build_parser().parse_args(argv)

@@ -311,7 +311,7 @@ def concept_keys(data, folder: Path) -> list[str]:
 
 
 def _caption_table(encoder, captions: list[str]) -> torch.Tensor:
-    from .train import cache_dir
+    from .paths import cache_dir
 
     try:
         return encoder.encode_to_disk_cache(captions, cache_dir() / "captions")

@@ -31,3 +31,12 @@ def save_animation(frames: list[Image.Image], path, factor: int = 1, ms_per_fram
     """Loop the frames forth and back as an animated GIF/WebP (by the file suffix), enlarged with crisp pixels."""
     big = [enlarge(f, factor) for f in frames]
     big[0].save(path, save_all=True, append_images=big[1:] + big[-2:0:-1], duration=ms_per_frame, loop=0)
+
+
+def to_pil(images) -> list[Image.Image]:
+    """A batch of images in [-1, 1] (N, 3, H, W; any device or dtype) → PIL images, exactly as the pipeline returns
+    them (diffusers' image processor), so that training samples and generated images are the same pixels."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    return VaeImageProcessor(do_resize=False, do_normalize=True).postprocess(images.detach().float().cpu(),
+                                                                             output_type="pil")

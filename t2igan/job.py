@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from .train import TrainConfig, train
+from .training import TrainConfig, train
 
 STATES = ("idle", "running", "paused", "stopping", "completed", "stopped", "failed")
 _active_lock = threading.Lock()

@@ -315,7 +315,7 @@ def test_evaluator_cli_trains_and_saves(shapes, tmp_path, capsys):
 def test_training_logs_held_out_metrics(tiny_evaluator, shapes, tmp_path):
     import json
 
-    from t2igan.train import TrainConfig, train
+    from t2igan.training import TrainConfig, train
 
     events = []
     train(TrainConfig(data=str(shapes / "train"), out=str(tmp_path / "m"), run_dir=str(tmp_path / "run"), steps=4,

@@ -159,7 +159,7 @@ def test_path_traversal_through_every_name_field(app_env, tmp_path):
 # --------------------------------------------------------------------------------------------------- fault injection
 TRAINER = """
 import json, signal, sys
-from t2igan.train import TrainConfig, train
+from t2igan.training import TrainConfig, train
 # Ctrl-C stops the last run: make sure it is not ignored, as it is in children of a shell's background job (`cmd &`)
 signal.signal(signal.SIGINT, signal.default_int_handler)
 cfg = TrainConfig(data=sys.argv[1], out=sys.argv[2], run_dir=sys.argv[3], resume=True, steps=10**6, resolution=32,
@@ -179,7 +179,7 @@ def test_kill9_during_training_then_resume(tmp_path):
     and killed writers' temp files are cleaned up by the next run."""
     from t2igan import T2IGANPipeline
     from t2igan.checkpoint import load_checkpoint
-    from t2igan.train import CHECKPOINT
+    from t2igan.training import CHECKPOINT
     from t2igan.weights import resolve_model
 
     data = make_shapes_folder(tmp_path / "shapes")

@@ -11,7 +11,7 @@ import torch
 from t2igan import T2IGANPipeline
 from t2igan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from t2igan.job import JobError, TrainingJob
-from t2igan.train import CHECKPOINT, TrainConfig, TrainingDiverged, train
+from t2igan.training import CHECKPOINT, TrainConfig, TrainingDiverged, train
 
 from helpers import COLORS, SHAPES, make_shapes_folder
 
@@ -190,7 +190,7 @@ def test_keep_prompts_near_the_data_are_left_out_and_bad_settings_named(tmp_path
 
 
 def test_keep_is_on_by_default_for_fine_tunes_only():
-    from t2igan.train import KEEP, _keep_weight
+    from t2igan.training.config import KEEP, keep_weight as _keep_weight
 
     assert _keep_weight(TrainConfig(data="d", out="o", init="emoji-64")) == KEEP > 0
     assert _keep_weight(TrainConfig(data="d", out="o")) == 0
@@ -200,7 +200,7 @@ def test_keep_is_on_by_default_for_fine_tunes_only():
 
 
 def test_balanced_sampler_draws_every_group_equally_often():
-    from t2igan.train import EpochSampler, _balance_weights
+    from t2igan.training.state import EpochSampler, _balance_weights
 
     groups = ["person"] * 10 + ["pizza", "rocket"]  # one emoji in 10 skin-tone/vendor images, two in one each
     logs = []
@@ -325,7 +325,7 @@ def test_checkpoint_survives_crash_mid_write(tmp_path, monkeypatch):
 def test_nan_guard_stops_without_writing(tmp_path, shapes, monkeypatch):
     train(cfg(tmp_path, shapes, steps=2))
     good = (tmp_path / "run" / CHECKPOINT).read_bytes()
-    import t2igan.train as tr
+    import t2igan.training.loop as tr
 
     monkeypatch.setattr(tr, "diff_augment", lambda x, policy: x * float("nan"))  # a NaN reaches every loss
     with pytest.raises(TrainingDiverged, match="non-finite loss"):
@@ -340,7 +340,7 @@ def test_nan_between_log_lines_is_caught_before_any_checkpoint(tmp_path, shapes,
     (should_stop) before one, and the step-2 checkpoint stays as it was."""
     train(cfg(tmp_path, shapes, steps=2))
     good = (tmp_path / "run" / CHECKPOINT).read_bytes()
-    import t2igan.train as tr
+    import t2igan.training.loop as tr
 
     calls, plain = [0], tr.diff_augment
 
@@ -404,7 +404,7 @@ def test_running_job_is_checkpointed_when_the_process_exits(tmp_path, shapes):
     """A script (or the app) that ends while a job trains: the job stops with a checkpoint, no crash at exit."""
     script = tmp_path / "exits.py"
     script.write_text(
-        "import time\nfrom t2igan.job import TrainingJob\nfrom t2igan.train import TrainConfig\n"
+        "import time\nfrom t2igan.job import TrainingJob\nfrom t2igan.training import TrainConfig\n"
         f"job = TrainingJob(TrainConfig(**{cfg(tmp_path, shapes, steps=100_000, checkpoint_every=10_000).__dict__!r}))\n"
         "job.start()\nwhile job.status()['step'] < 3: time.sleep(0.05)\nprint('leaving at', job.status()['step'])\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
@@ -525,7 +525,7 @@ def test_two_process_run_with_accelerate(tmp_path, shapes):
     """The same loop under `accelerate launch` with 2 CPU processes (gloo): rank 0 logs and checkpoints."""
     script = tmp_path / "run2.py"
     script.write_text(
-        "import sys\nfrom t2igan.train import TrainConfig, train\n"
+        "import sys\nfrom t2igan.training import TrainConfig, train\n"
         f"train(TrainConfig(**{cfg(tmp_path, shapes, steps=3).__dict__!r}))\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",

@@ -11,7 +11,7 @@ from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
 from ..text import DEFAULT_ENCODER
 from ..pipeline import finite_number, whole_number
-from ..train import CHECKPOINT, KEEP, TrainConfig
+from ..training import CHECKPOINT, KEEP, TrainConfig
 from ..uploads import UploadError, stage_uploads
 from ..weights import check_new_name, list_encoders, list_models, weights_dir
 from .inputs import number, slider
