@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from .atomic import write_file
 
 META_KEY = "t2igan"
 
@@ -54,51 +55,10 @@ def unflatten(skeleton, tensors: dict[str, torch.Tensor]):
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Atomically write `state` (any nesting of dicts/lists/tensors/plain values) to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, "s", tensors)
-    remove_stale_temps(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(skeleton)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(skeleton)}))
     return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
-    """Delete `.NAME.tmp-PID…` / `.NAME.old-PID…` siblings left by a writer that was killed (its PID is gone).
-
-    A kill -9 during a write leaves such a file or folder behind; without this a run killed often would fill the disk.
-    """
-    path = Path(path)
-    removed = []
-    for kind in ("tmp", "old"):
-        for p in path.parent.glob(f".{path.name}.{kind}-*"):
-            pid = p.name.rsplit(f".{kind}-", 1)[1].split("-")[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -149,15 +149,17 @@ def cmd_train(args) -> int:
 
     from tqdm import tqdm
 
-    from .training import TrainConfig, train
+    from .training.recipes import (DEFAULT_FINE_TUNE, DEFAULT_NEW, RecipeError, configs_from_recipe, parse_setting,
+                                   train_stages)
 
-    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    if args.prompts is not None:
-        overrides["sample_prompts"] = _prompt_list(args.prompts, "--prompts")
-    overrides.pop("prompts", None)
-    if args.keep_prompts is not None:
-        overrides["keep_prompts"] = _prompt_list(args.keep_prompts, "--keep-prompts")
-    config = TrainConfig(**overrides)
+    direct = ("data", "out", "init", "resume", "run_dir", "steps", "batch_size", "lr_g", "lr_d", "encoder",
+              "resolution", "precision", "device", "threads", "seed")
+    settings = {k: getattr(args, k) for k in direct if getattr(args, k) not in (None, False)}
+    try:
+        settings.update(parse_setting(text) for text in args.settings)
+        configs = configs_from_recipe(args.recipe or (DEFAULT_FINE_TUNE if args.init else DEFAULT_NEW), **settings)
+    except (RecipeError, TypeError) as e:
+        raise ValueError(str(e)) from None
     stop = {"asked": False}
 
     def on_sigint(signum, frame):
@@ -170,12 +172,13 @@ def cmd_train(args) -> int:
     # a terminal gets a live bar; a log file (nohup, CI) gets a plain line every --progress-every seconds instead of
     # the bar's \r updates
     live = sys.stderr.isatty()
-    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet or not live)
+    bar = tqdm(total=configs[0].steps, unit="step", dynamic_ncols=True, disable=args.quiet or not live)
     last_line = {"at": time.monotonic()}
 
     def progress(event: dict) -> None:
         kind = event["type"]
-        if kind == "start":
+        if kind == "start":  # of each stage
+            bar.reset(total=event["total"])
             bar.n = event["step"]
             bar.refresh()
         elif kind == "step":
@@ -192,12 +195,32 @@ def cmd_train(args) -> int:
             tqdm.write(event.get("message") or f"{kind}: {event.get('path')}")
 
     try:
-        result = train(config, progress=progress, should_stop=lambda: stop["asked"])
+        result = train_stages(configs, progress=progress, should_stop=lambda: stop["asked"])
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
     print(f"{result['status']} at step {result['step']}; model: {result['out']}; run: {result['run_dir']}")
     return 0
+
+
+def cmd_app(args) -> int:
+    from .ui import build_app, launch
+
+    auth = None
+    if args.auth:
+        if ":" not in args.auth:
+            raise ValueError("--auth must look like user:password")
+        auth = tuple(args.auth.split(":", 1))
+    launch(build_app(device=args.device, threads=args.threads), host=args.host, port=args.port, share=args.share,
+           auth=auth)
+    return 0
+
+
+def _recipes_epilog() -> str:
+    from .training.recipes import list_recipes
+
+    lines = [f"  {name:<14}{description}" for name, description in list_recipes().items()]
+    return "recipes (t2igan/recipes/*.toml):\n" + "\n".join(lines)
 
 
 def progress_line(event: dict) -> str:
@@ -369,67 +392,47 @@ def build_parser() -> argparse.ArgumentParser:
     _common(f)
     f.set_defaults(func=cmd_info)
 
-    t = sub.add_parser("train", help="train or fine-tune on captioned images (folder or .zip)")
+    t = sub.add_parser("train", help="train or fine-tune on captioned images (folder or .zip)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_recipes_epilog())
     t.add_argument("--data", required=True, help="folder or .zip: metadata.jsonl, captions.csv or .txt per image")
-    t.add_argument("--out", required=True, help="model folder to export to, e.g. weights/my-model")
-    t.add_argument("--run-dir", default=None, help="checkpoints, stats.jsonl and samples (default: runs/<name>)")
-    t.add_argument("--init", default=None, help="fine-tune from this model (name under weights/ or folder)")
-    t.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
-                   help="new models: the text encoder, 'minilm' (default, bundled) or any transformers encoder by "
-                        "hub name, local folder or name under weights/encoders/, e.g. openai/clip-vit-base-patch32 "
-                        "(with --init: the init's)")
+    t.add_argument("--out", required=True, help="model folder to write, e.g. weights/my-model")
+    t.add_argument("--recipe", default=None, metavar="NAME|PATH",
+                   help="settings to start from: a shipped recipe (below) or a .toml file (default: fine-tune with "
+                        "--init, else from-scratch)")
+    t.add_argument("--init", default=None, help="fine-tune (or grow) this model: a name under weights/ or a folder")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--balance-by", default=None, metavar="FIELD",
-                   help="metadata field whose values are drawn equally often however many images share one "
-                        "(emoji: 'base', so skin-tone variants do not outweigh objects); default: each image equally")
-    t.add_argument("--lr-g", type=float, default=None)
-    t.add_argument("--lr-d", type=float, default=None)
-    t.add_argument("--augment", default=None, help="DiffAugment policy, e.g. 'translation,cutout' or 'none'")
+    t.add_argument("--run-dir", default=None, help="checkpoints, stats.jsonl and samples (default: runs/<name>)")
+    t.add_argument("--steps", type=_whole(1), default=None, help="steps of the whole run (split between stages)")
+    t.add_argument("--batch-size", type=_whole(2), default=None)
+    t.add_argument("--lr-g", type=float, default=None, help="generator learning rate")
+    t.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate")
+    t.add_argument("--encoder", default=None, metavar="NAME_OR_PATH",
+                   help="new models: the text encoder, 'minilm' (default, bundled) or any transformers encoder by hub "
+                        "name, local folder or name under weights/encoders/")
+    t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None,
+                   help="image size; with --init: grow the model to it")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                    help="auto (default): bf16 where this device runs it fast, else fp32")
-    t.add_argument("--resolution", type=int, choices=[32, 64, 128], default=None,
-                   help="new models: image size (default 64); with --init: grow a lower-resolution model to it "
-                        "(progressive training: train at 32 px, then --init that model --resolution 64)")
-    t.add_argument("--gp-weight", type=float, default=None)
-    t.add_argument("--gp-every", type=int, default=None)
-    t.add_argument("--mode-seeking", type=float, default=None, help="MSGAN weight (0 = off)")
-    t.add_argument("--upsample", choices=["nearest", "bilinear"], default=None, help="new models only")
-    t.add_argument("--g-channels", type=int, nargs="+", default=None, metavar="C",
-                   help="generator widths from 4x4 to the output size, e.g. 256 256 128 64 32; with --init: "
-                        "grow the init generator to these widths, keeping what it draws (Net2Net)")
-    t.add_argument("--d-channels", type=int, nargs="+", default=None, metavar="C",
-                   help="new models: discriminator widths from the input size down to 4x4, e.g. 16 32 64 128 256")
-    t.add_argument("--feature-critic", default=None, help="FeatureNet folder (t2igan features): add a critic through it")
-    t.add_argument("--feature-critic-weight", type=float, default=None)
-    t.add_argument("--keep", type=float, default=None, metavar="W",
-                   help="with --init: hold what the init draws for prompts outside the data, so a few pictures "
-                        "do not redraw everything else (L1 weight; default 30 with --init unless --resolution or "
-                        "--g-channels grows the model; 0 = off, e.g. to continue a long run on its own "
-                        "data)")
-    t.add_argument("--keep-prompts", default=None,
-                   help="those prompts, separated by '|' (default: the prompt sheet's 24)")
-    t.add_argument("--no-ema-rampup", dest="ema_rampup", action="store_false", default=None,
-                   help="with --init: the exported EMA generator keeps averaging from the init's weights at full decay "
-                        "from step 0 (continuing a long run) instead of ramping up (new models, short fine-tunes)")
-    t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
-                   help="keep the convolutions in NCHW layout (default on CPU and CUDA: NHWC, faster steps)")
-    t.add_argument("--ema-decay", type=float, default=None,
-                   help="decay of the exported generator's moving average (default 0.999; lower follows G sooner)")
-    t.add_argument("--sample-every", type=int, default=None)
-    t.add_argument("--checkpoint-every", type=int, default=None)
-    t.add_argument("--log-every", type=int, default=None)
-    t.add_argument("--eval-every", type=int, default=None, help="held-out metrics into stats.jsonl every N steps")
-    t.add_argument("--eval-data", default=None, help="dataset root with a test/ split, e.g. data/emoji")
+    t.add_argument("--device", default=None)
+    t.add_argument("--threads", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--prompts", default=None, help="sample-grid prompts separated by '|'")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="any other TrainConfig setting, e.g. --set balance_by=base --set keep=0 "
+                        "--set g_channels=[256,192,128,96,32] (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     t.add_argument("--progress-every", type=_whole(1), default=60, metavar="SECONDS",
                    help="when the output is not a terminal (a log file): a progress line every SECONDS (default 60)")
-    t.add_argument("--device", default=None)
-    t.add_argument("--threads", type=int, default=None)
     t.set_defaults(func=cmd_train)
+
+    ap = sub.add_parser("app", help="launch the studio in the browser (Gradio; what `python app.py` does)")
+    ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                    help="require a login (a training job then belongs to the login, across page reloads)")
+    ap.add_argument("--device", default=None, help="auto | cuda | mps | cpu")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads per generation request (default 1)")
+    ap.set_defaults(func=cmd_app)
 
     fe = sub.add_parser("features", help="pretrain a frozen feature network for --feature-critic (minutes on CPU)")
     fe.add_argument("--data", required=True, help="training images (folder or .zip; metadata 'base' = concept)")

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import write_file
+
 
 class ExportError(RuntimeError):
     """The export could not be made or does not match torch."""
@@ -28,12 +30,14 @@ def export_onnx(pipe, path: str | os.PathLike, check: bool = True, atol: float =
     path.parent.mkdir(parents=True, exist_ok=True)
     z = torch.randn(2, cfg.z_dim)
     e = torch.nn.functional.normalize(torch.randn(2, cfg.text_dim), dim=1)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with torch.no_grad():
-        torch.onnx.export(gen, (z, e), str(tmp), input_names=["noise", "sentence"], output_names=["image"],
-                          dynamic_shapes={"z": {0: batch}, "e": {0: batch}}, dynamo=True, external_data=False)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with torch.no_grad():
+            torch.onnx.export(gen, (z, e), str(tmp), input_names=["noise", "sentence"], output_names=["image"],
+                              dynamic_shapes={"z": {0: batch}, "e": {0: batch}}, dynamo=True, external_data=False)
+
+    write_file(path, write)
     result = {"path": str(path), "bytes": path.stat().st_size}
     if check:
         result["max_abs_diff"] = check_onnx(gen, path)

@@ -14,7 +14,8 @@ from dataclasses import replace
 
 import torch
 
-from .training import TrainConfig, train
+from .training import TrainConfig
+from .training.recipes import train_stages
 
 STATES = ("idle", "running", "paused", "stopping", "completed", "stopped", "failed")
 _active_lock = threading.Lock()
@@ -41,11 +42,14 @@ def _stop_on_exit(timeout: float = 120.0) -> None:
 
 
 class TrainingJob:
-    """Run `train(config)` in a daemon thread; `threads` caps the CPU threads the trainer uses. A job still running
-    when the process exits normally is stopped with a checkpoint first."""
+    """Run `train(config)` in a daemon thread (or, given a list, a recipe's stages one after another); `threads` caps
+    the CPU threads the trainer uses. A job still running when the process exits normally is stopped with a
+    checkpoint first."""
 
-    def __init__(self, config: TrainConfig, threads: int | None = None, max_events: int = 10_000):
-        self.config = replace(config, threads=threads if threads is not None else config.threads)
+    def __init__(self, config: TrainConfig | list[TrainConfig], threads: int | None = None, max_events: int = 10_000):
+        stages = config if isinstance(config, list) else [config]
+        self.stages = [replace(c, threads=threads if threads is not None else c.threads) for c in stages]
+        self.config = self.stages[-1]  # what the job makes: the last stage's model
         self.state = "idle"
         self.error: str | None = None
         self.result: dict | None = None
@@ -56,7 +60,7 @@ class TrainingJob:
         self._running = threading.Event()  # cleared while paused
         self._running.set()
         self._thread: threading.Thread | None = None
-        self._progress = {"step": 0, "total": config.steps, "it_s": None, "eta_s": None}
+        self._progress = {"step": 0, "total": self.stages[0].steps, "it_s": None, "eta_s": None}
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ control
@@ -132,7 +136,7 @@ class TrainingJob:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)  # per-thread setting: the app's own threads keep theirs
         try:
-            self.result = train(self.config, progress=self._emit, should_stop=self._should_stop)
+            self.result = train_stages(self.stages, progress=self._emit, should_stop=self._should_stop)
             self._set_state("stopped" if self.result["status"] == "stopped" else "completed")
         except BaseException as e:  # the thread must report every failure, never swallow it
             self.error = f"{type(e).__name__}: {e}"

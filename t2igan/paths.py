@@ -1,8 +1,20 @@
-"""Where t2igan keeps things outside a model folder."""
+"""Where t2igan keeps things: the weights folder (model names are folder names there) and the per-user cache."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+WEIGHTS_ENV = "T2IGAN_WEIGHTS"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # model and encoder names: folder names under weights/
+
+
+def weights_dir() -> Path:
+    """$T2IGAN_WEIGHTS, else the `weights/` folder beside the package (a source checkout), else ./weights."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).resolve()
+    beside = Path(__file__).resolve().parent.parent / "weights"
+    return beside if beside.is_dir() else Path("weights").resolve()
 
 
 def cache_dir() -> Path:

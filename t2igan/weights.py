@@ -4,28 +4,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 
-WEIGHTS_ENV = "T2IGAN_WEIGHTS"
+import torch
+
+from .device import pick_device, set_threads
+from .paths import NAME_RE, weights_dir
+from .atomic import recover_interrupted_save
+from .pipeline import T2IGANPipeline
+from .text import ENCODERS, list_encoders, local_encoder_path  # noqa: F401 - names the app and CLI use from here
+
 DEFAULT_MODEL = "emoji-64"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ENCODERS = "encoders"  # weights/encoders/<name>/: text encoders (transformers folders) new models can be trained on
 RESERVED = {ENCODERS, "evaluator"}  # folders under weights/ that are not models
 WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"{kind}{k}" for kind in ("com", "lpt") for k in range(10))}
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "vocab.json", "spiece.model")
 
 
 class NoModelError(FileNotFoundError):
     """No trained model folder is available (yet)."""
-
-
-def weights_dir() -> Path:
-    """$T2IGAN_WEIGHTS, else the `weights/` folder beside the package (a source checkout), else ./weights."""
-    if os.environ.get(WEIGHTS_ENV):
-        return Path(os.environ[WEIGHTS_ENV]).resolve()
-    beside = Path(__file__).resolve().parent.parent / "weights"
-    return beside if beside.is_dir() else Path("weights").resolve()
 
 
 def is_model_dir(path: Path) -> bool:
@@ -66,27 +61,6 @@ def check_new_name(name: str, root: Path | None = None) -> str:
     return name
 
 
-def list_encoders(root: Path | None = None) -> list[str]:
-    """The text encoders a new model can be trained on by name: the bundled 'minilm', then each folder under
-    weights/encoders/ that holds a transformers config and tokenizer (e.g. a CLIP downloaded elsewhere and copied in).
-    Listed by name so the app never has to take a path from a browser."""
-    from .text import DEFAULT_ENCODER
-
-    folder = (root or weights_dir()) / ENCODERS
-    local = sorted(p.name for p in folder.iterdir() if p.is_dir() and NAME_RE.match(p.name)
-                   and (p / "config.json").is_file() and any((p / f).is_file() for f in TOKENIZER_FILES)) \
-        if folder.is_dir() else []
-    return [DEFAULT_ENCODER, *(n for n in local if n.lower() != DEFAULT_ENCODER)]
-
-
-def local_encoder_path(name: str) -> Path | None:
-    """weights/encoders/<name> when `name` is one of list_encoders(); None otherwise (a hub name, a path)."""
-    if not NAME_RE.match(str(name)):
-        return None
-    path = weights_dir() / ENCODERS / str(name)
-    return path if str(name) in list_encoders() else None
-
-
 def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = True) -> Path:
     """A model name under weights/ (or, if allowed, a folder path) → its folder; the default model when None."""
     root = weights_dir()
@@ -98,8 +72,6 @@ def resolve_model(model: str | os.PathLike | None = None, allow_paths: bool = Tr
                 f"weights/{DEFAULT_MODEL} folder (git checkout -- weights)"
             )
         return root / names[0]
-    from .pipeline import recover_interrupted_save
-
     text = str(model)
     if NAME_RE.match(text) and not (root / text).exists():
         recover_interrupted_save(root / text)  # a save killed between its two renames left the previous folder aside
@@ -135,11 +107,6 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
 
     A folder that another process re-saves while it is read is read again, so the pipeline never mixes files of two
     versions (saves in this process never overlap a load: both hold model_lock.MODEL_LOCK)."""
-    import torch
-
-    from .device import pick_device, set_threads
-    from .pipeline import T2IGANPipeline
-
     set_threads(threads)
     dev = pick_device(device)
     for _ in range(3):

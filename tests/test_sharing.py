@@ -393,3 +393,16 @@ def test_two_clients_job_starts_while_the_other_switches_models(tmp_path):
     FIGURES.append(figure)
     print(f"\nRELIABILITY {json.dumps(figure)}")
     assert not failures, failures
+
+
+def test_every_endpoint_names_its_parameters(app_env):
+    """Keyword calls work on every endpoint: no parameter is an unnamed param_N (lambdas with *args had 31)."""
+    api = app_env["client"].view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/generate", "/interpolate", "/check_data", "/train_start", "/train_status", "/train_pause",
+            "/train_resume", "/train_stop", "/sample_sheet", "/export_zip", "/export_onnx"} <= set(api)
+    unnamed = [(name, p["parameter_name"]) for name, e in api.items() for p in e["parameters"]
+               if not p.get("parameter_name") or p["parameter_name"].startswith("param_")]
+    assert not unnamed, unnamed
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == [
+        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight"]
+    assert app_env["client"].predict(api_name="/train_status")["state"] in ("idle", "completed", "stopped")

@@ -234,7 +234,7 @@ def test_train_balanced_by_a_metadata_field(tmp_path, shapes):
         train(cfg(tmp_path / "b", shapes, steps=1, balance_by="colour"))
     assert main(["train", "--data", str(shapes), "--out", str(tmp_path / "c"), "--run-dir", str(tmp_path / "run-c"),
                  "--steps", "1", "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet",
-                 "--balance-by", "shape"]) == 0
+                 "--set", "balance_by=shape"]) == 0
     assert json.loads((tmp_path / "run-c" / "config.json").read_text())["balance_by"] == "shape"
 
 
@@ -442,19 +442,19 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     base = ["train", "--data", str(shapes), "--steps", "1", "--batch-size", "4", "--resolution", "32",
             "--precision", "fp32", "--quiet"]
     assert main(base + ["--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"),
-                        "--g-channels", "24", "16", "8", "8", "--d-channels", "8", "8", "16", "16"]) == 0
+                        "--set", "g_channels=[24,16,8,8]", "--set", "d_channels=[8,8,16,16]"]) == 0
     pipe = T2IGANPipeline.from_pretrained(tmp_path / "m")
     assert pipe.generator.config.channels == [24, 16, 8, 8]
     assert pipe.discriminator.config.channels == [8, 8, 16, 16]
     assert main(base + ["--out", str(tmp_path / "bad"), "--run-dir", str(tmp_path / "run-bad"),
-                        "--g-channels", "24", "16", "8"]) == 1
+                        "--set", "g_channels=[24,16,8]"]) == 1
     assert "32-px needs 4 channel widths" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     # with --init, wider generator widths grow the model (grow.py); narrower ones are an error; the
     # discriminator keeps the init's widths
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "32", "24", "12", "12", "--d-channels", "12", "12", "16",
-                        "16", "--keep", "5", "--keep-prompts", "an airplane in the sky | a red circle"]) == 0
+                        str(tmp_path / "m"), "--set", "g_channels=[32,24,12,12]", "--set", "d_channels=[12,12,16,16]",
+                        "--set", "keep=5", "--set", 'keep_prompts=["an airplane in the sky", "a red circle"]']) == 0
     out = capsys.readouterr().out
     assert "keep 5: holding 1 prompts" in out and "too close to the data's captions: a red circle" in out
     assert "generator widened [24, 16, 8, 8] -> [32, 24, 12, 12]" in out
@@ -463,11 +463,11 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert grown.generator.config.channels == [32, 24, 12, 12]
     assert grown.discriminator.config.channels == [8, 8, 16, 16]
     grow = ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init", str(tmp_path / "m"),
-            "--g-channels", "32", "24", "12", "12"]
+            "--set", "g_channels=[32,24,12,12]"]
     assert main(base + grow + ["--steps", "2", "--resume"]) == 0  # a grown run resumes from its checkpoint
     assert load_checkpoint(tmp_path / "run-ft" / CHECKPOINT)["step"] == 2
     assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
-                        str(tmp_path / "m"), "--g-channels", "8", "8", "8", "8"]) == 1
+                        str(tmp_path / "m"), "--set", "g_channels=[8,8,8,8]"]) == 1
     assert "widths can only grow" in capsys.readouterr().err
 
 
@@ -481,7 +481,7 @@ def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, cap
 
     clip = save_tiny_clip(tmp_path / "clip")
     base = ["train", "--data", str(shapes), "--steps", "2", "--batch-size", "4", "--resolution", "32",
-            "--precision", "fp32", "--quiet", "--ema-decay", "0.5"]
+            "--precision", "fp32", "--quiet", "--set", "ema_decay=0.5"]
     assert main(base + ["--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"), "--encoder", str(clip)]) == 0
     shutil.rmtree(clip)  # the model must not need the folder it was trained from
     pipe = T2IGANPipeline.from_pretrained(tmp_path / "m")
@@ -491,11 +491,11 @@ def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, cap
     assert a.shape == (1, 32, 32, 3) and (a != b).any()
     # fine-tuning keeps the init's encoder and says so when another is asked for
     assert main(base + ["--out", str(tmp_path / "f"), "--run-dir", str(tmp_path / "run-f"), "--init", str(tmp_path / "m"),
-                        "--encoder", "minilm-other", "--keep", "0"]) == 0
+                        "--encoder", "minilm-other", "--set", "keep=0"]) == 0
     assert "encoder minilm-other ignored" in capsys.readouterr().out
     assert T2IGANPipeline.from_pretrained(tmp_path / "f").generator.config.text_dim == 24
     # the EMA decay is checked before anything is written
-    assert main(base[:-2] + ["--ema-decay", "1.0", "--out", str(tmp_path / "bad"), "--run-dir", str(tmp_path / "rb")]) == 1
+    assert main(base[:-2] + ["--set", "ema_decay=1.0", "--out", str(tmp_path / "bad"), "--run-dir", str(tmp_path / "rb")]) == 1
     assert "ema_decay must be a number from 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
@@ -504,7 +504,7 @@ def test_cli_progressive_training_grows_a_32px_model_to_64(tmp_path, shapes, cap
 
     base = ["train", "--data", str(shapes), "--steps", "1", "--batch-size", "4", "--precision", "fp32", "--quiet"]
     assert main(base + ["--resolution", "32", "--out", str(tmp_path / "m32"), "--run-dir", str(tmp_path / "r32"),
-                        "--g-channels", "24", "16", "8", "8", "--d-channels", "8", "8", "16", "16"]) == 0
+                        "--set", "g_channels=[24,16,8,8]", "--set", "d_channels=[8,8,16,16]"]) == 0
     grow = base + ["--init", str(tmp_path / "m32"), "--resolution", "64", "--out", str(tmp_path / "m64"),
                    "--run-dir", str(tmp_path / "r64")]
     assert main(grow) == 0
@@ -543,7 +543,7 @@ def test_cli_train_writes_plain_progress_lines_to_a_log(tmp_path, shapes, capsys
     from t2igan.cli import main, progress_line
 
     base = ["train", "--data", str(shapes), "--steps", "3", "--batch-size", "4", "--resolution", "32",
-            "--precision", "fp32", "--log-every", "1"]
+            "--precision", "fp32", "--set", "log_every=1"]
     assert main(base + ["--out", str(tmp_path / "a"), "--run-dir", str(tmp_path / "run-a")]) == 0
     err = capsys.readouterr().err
     assert "\r" not in err

@@ -21,7 +21,7 @@ lands in the same split (and bases that share a byte-identical image, or that ar
 linked by ``obsoletes``/``obsoleted_by``, are grouped together), so no test concept
 is ever seen in training.
 
-Command line: ``python -m t2igan.datasets.emoji data/emoji``.
+Command line: ``t2igan data emoji --out data/emoji``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from ..atomic import new_folder
 
 __all__ = [
     "EMOJI_SOURCES",
@@ -628,10 +630,6 @@ def _sources_md(vendors: list[str], versions: dict[str, str], use_emojilib: bool
     return "\n".join(lines)
 
 
-def _rmtree(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def build_emoji_dataset(
     out_dir,
     vendors=("google", "twitter"),
@@ -653,7 +651,7 @@ def build_emoji_dataset(
     Otherwise the packages (plus ``emojilib@4.0.3``, optional) are fetched with
     ``npm pack`` into ``cache_dir`` (default ``~/.cache/t2igan/npm``) and reused.
 
-    The dataset is written to ``out_dir.tmp-<pid>`` and renamed into place at the end, so a
+    The dataset is written to a temporary folder beside ``out_dir`` and swapped into place at the end, so a
     failed build leaves any previous ``out_dir`` untouched. Raises :class:`EmojiBuildError`.
     """
     t0 = time.monotonic()
@@ -768,10 +766,7 @@ def build_emoji_dataset(
         return split_of(groups.find(base), seed, test_fraction)
 
     # ---- write into a temporary sibling directory, then swap it into place
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    _rmtree(tmp)
-    try:
+    with new_folder(out) as tmp:
         rows: dict[str, list[dict]] = {"train": [], "test": []}
         for it in items:
             entry, v = it["entry"], it["vendor"]
@@ -843,26 +838,6 @@ def build_emoji_dataset(
         }
         (tmp / "build.json").write_text(json.dumps(build, indent=2) + "\n", encoding="utf-8")
 
-        old = None
-        if out.exists() or out.is_symlink():
-            old = out.parent / f"{out.name}.old-{os.getpid()}"
-            _rmtree(old)
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)
-            raise
-        if old is not None:
-            if old.is_dir() and not old.is_symlink():
-                _rmtree(old)
-            else:
-                old.unlink()
-    except BaseException:
-        _rmtree(tmp)
-        raise
-
     return EmojiBuildReport(
         out_dir=str(out),
         num_train=len(rows["train"]),
@@ -874,32 +849,3 @@ def build_emoji_dataset(
         keywords=use_kw,
         skipped={k: n for k, n in skipped.items() if n},
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m t2igan.datasets.emoji", description=__doc__.split("\n")[0])
-    p.add_argument("out_dir")
-    p.add_argument("--vendors", nargs="+", default=["google", "twitter"], choices=sorted(EMOJI_SOURCES))
-    p.add_argument("--version", default=DEFAULT_VERSION)
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--test-fraction", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--npm", default="npm")
-    p.add_argument("--no-colour-captions", dest="colour_captions", action="store_false")
-    a = p.parse_args(argv)
-    try:
-        report = build_emoji_dataset(a.out_dir, vendors=a.vendors, version=a.version, cache_dir=a.cache_dir,
-                                     test_fraction=a.test_fraction, seed=a.seed, npm=a.npm,
-                                     resolution=a.resolution, colour_captions=a.colour_captions)
-    except EmojiBuildError as e:
-        print(f"error: {e}")
-        return 1
-    print(report.summary())
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

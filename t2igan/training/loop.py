@@ -42,7 +42,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     critics = [(1.0, run.D_plain)] + ([(cfg.feature_critic_weight, run.P_plain)] if P is not None else [])
 
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
-        """Rows of the caption table: one caption per image, drawn at random among its captions (a new draw every step)."""
+        """Rows of the caption table: one caption per image, drawn at random among its captions, anew every step."""
         # idx stays on the CPU (the loader does not move batches), so this reads no GPU result and does not stall it
         return torch.tensor([random.choice(run.caption_rows[i]) for i in idx.tolist()]).to(dev, non_blocking=True)
 

@@ -144,7 +144,8 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
         text_table = encoder.encode_to_disk_cache(captions, cache_dir() / "captions")
     precision = resolve_precision(cfg.precision, acc.device)
-    log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {G.config.resolution}px, {precision}")
+    log(f"{report.num_pairs} image–caption pairs, {len(captions)} distinct captions, {G.config.resolution}px, "
+        f"{precision}")
     hint = allocator_hint(acc.device, cfg.batch_size)
     log(hint) if hint else None
     P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
@@ -159,7 +160,8 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
         if cfg.channels_last:
             _to_channels_last(acc.device, P)
     # a fine-tune's prompts outside its data (the sheet's, or keep_prompts): held by keep, shown in the samples
-    others, keep_table, dropped = _prompts_outside(encoder, cfg.keep_prompts, text_table) if cfg.init else ([], None, [])
+    others, keep_table, dropped = (_prompts_outside(encoder, cfg.keep_prompts, text_table) if cfg.init
+                                   else ([], None, []))
     if G_init is not None:
         if not others:
             raise ValueError(f"keep: every keep prompt is a near-paraphrase of a caption in the data (cosine >= "

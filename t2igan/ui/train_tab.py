@@ -12,6 +12,7 @@ from ..job import JobError, TrainingJob, active_job
 from ..text import DEFAULT_ENCODER
 from ..pipeline import finite_number, whole_number
 from ..training import CHECKPOINT, KEEP, TrainConfig
+from ..training.recipes import DEFAULT_FINE_TUNE, DEFAULT_NEW, configs_from_recipe, load_recipe
 from ..uploads import UploadError, stage_uploads
 from ..weights import check_new_name, list_encoders, list_models, weights_dir
 from .inputs import number, slider
@@ -21,7 +22,7 @@ from .state import Studio, outputs_dir, visitor
 SCRATCH = "(new model from scratch)"
 EMOJI = "built emoji dataset (data/emoji/train)"
 UPLOAD = "my upload"
-MAX_STEPS, MAX_BATCH = 100_000, 1024
+MAX_STEPS, MAX_BATCH, MAX_SLIDER_STEPS = 100_000, 1024, 5000
 LOSSES = {"d": "D total", "d_real": "D real", "d_fake": "D fake", "d_mismatch": "D mismatch", "g": "G", "penalty": "MA-GP",
           "keep": "keep (L1 to the base)"}
 
@@ -69,10 +70,24 @@ def check_encoder(choice: str | None, init: str | None) -> str:
     return choice
 
 
-def encoder_choices(base: str):
-    """Re-read weights/encoders/ when the base changes; the encoder can only be chosen for a new model."""
-    return gr.update(choices=list_encoders(), interactive=base == SCRATCH,
-                     **({} if base == SCRATCH else {"value": DEFAULT_ENCODER}))
+def recipe_defaults(base: str | None) -> dict:
+    """The settings the form starts from: the fine-tune recipe for a base model, from-scratch for a new one (the
+    same files the CLI and Python use)."""
+    stages = load_recipe(DEFAULT_NEW if base in (None, "", SCRATCH) else DEFAULT_FINE_TUNE)["stages"]
+    first = stages[0]
+    return {"steps": sum(int(s.get("steps", TrainConfig.steps)) for s in stages),
+            "batch_size": first.get("batch_size", TrainConfig.batch_size),
+            "lr_g": first.get("lr_g", TrainConfig.lr_g), "lr_d": first.get("lr_d", TrainConfig.lr_d)}
+
+
+def base_changed(base: str):
+    """A new base: re-read weights/encoders/ (the encoder can only be chosen for a new model) and start the form
+    from that kind of run's recipe."""
+    d = recipe_defaults(base)
+    encoder = gr.update(choices=list_encoders(), interactive=base == SCRATCH,
+                        **({} if base == SCRATCH else {"value": DEFAULT_ENCODER}))
+    return (encoder, gr.update(value=min(d["steps"], MAX_SLIDER_STEPS)), gr.update(value=d["batch_size"]),
+            gr.update(value=d["lr_g"]), gr.update(value=d["lr_d"]))
 
 
 def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP,
@@ -81,8 +96,8 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
     try:
         name = check_new_name((name or "").strip())
         runs = outputs_dir() / "runs"
-        if runs.is_dir() and any(p.name.lower() == name.lower() and (p / CHECKPOINT).exists()
-                                 for p in runs.iterdir()):  # the trainer never overwrites a run
+        if runs.is_dir() and any(p.name.lower() == name.lower() and any(p.rglob(CHECKPOINT))
+                                 for p in runs.iterdir()):  # the trainer never overwrites a run (or its stages)
             raise ValueError(f"outputs/runs/{name} holds an earlier training run of that name: choose another name")
         if active_job() is not None:
             raise JobError("a training job is already running: wait for it to end before starting another")
@@ -96,14 +111,13 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         threads = None
         init = None if base in (None, "", SCRATCH) else base
         encoder = check_encoder(encoder, init)
-        config = TrainConfig(
-            data=str(data), out=str(weights_dir() / name), run_dir=str(runs / name),
-            init=init, encoder=encoder, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-            augment=",".join(augment) if augment else "none",
-            keep=keep if init else 0.0, balance_by=(balance_by or "").strip() or None,
-            log_every=1, sample_every=max(5, steps // 20), checkpoint_every=max(10, steps // 5),
-            min_pairs=4)
-        studio.start_job(TrainingJob(config, threads=threads), who)
+        configs = configs_from_recipe(
+            DEFAULT_FINE_TUNE if init else DEFAULT_NEW, data=str(data), out=str(weights_dir() / name),
+            run_dir=str(runs / name), init=init, encoder=encoder, steps=steps, batch_size=batch_size, lr_g=lr_g,
+            lr_d=lr_d, augment=",".join(augment) if augment else "none", balance_by=(balance_by or "").strip() or None,
+            log_every=1, sample_every=max(5, steps // 20), checkpoint_every=max(10, steps // 5), min_pairs=4,
+            **({"keep": keep} if init else {}))
+        studio.start_job(TrainingJob(configs, threads=threads), who)
         return f"▶️ training **{name}**: {steps} steps"
     except (JobError, ValueError, DatasetError, UploadError, OSError) as e:
         return refusal("train start", e)
@@ -190,14 +204,16 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             report = gr.Markdown(elem_id="data-report")
         with gr.Column(scale=1):
             models = list_models()
+            start_from = recipe_defaults(models[0] if models else SCRATCH)
             base = gr.Dropdown([*models, SCRATCH], value=models[0] if models else SCRATCH, label="Start from",
                                elem_id="train-base")
             name = gr.Textbox(label="Save as (letters, digits, - and _)", value="my-model", elem_id="model-name")
-            steps = slider(10, 5000, value=300, step=10, label="Steps", elem_id="steps")
-            batch = slider(2, 64, value=16, step=2, label="Batch size", elem_id="batch")
+            steps = slider(10, MAX_SLIDER_STEPS, value=min(start_from["steps"], MAX_SLIDER_STEPS), step=10,
+                           label="Steps", elem_id="steps")
+            batch = slider(2, 64, value=start_from["batch_size"], step=2, label="Batch size", elem_id="batch")
             with gr.Row():
-                lr_g = number(value=1e-4, label="G learning rate")
-                lr_d = number(value=2e-4, label="D learning rate")
+                lr_g = number(value=start_from["lr_g"], label="G learning rate")
+                lr_d = number(value=start_from["lr_d"], label="D learning rate")
             augment = gr.CheckboxGroup(["translation", "cutout", "color"], value=["translation", "cutout"],
                                        label="DiffAugment")
             keep = slider(0, 100, value=KEEP, step=1, elem_id="keep",
@@ -245,21 +261,22 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     def train_stop(request: gr.Request):
         return control(studio, "stop", visitor(request))
 
-    def train_status(request: gr.Request):
+    def train_status(request: gr.Request) -> dict:
+        """Whether a job runs (model, step, total, it_s, eta_s, state; 'mine': started by this session); the
+        visitor who started it also gets its last losses and error."""
         return status_api(studio, visitor(request))
 
     def tick(known: list[str], shown: str | None, request: gr.Request):
         return poll(studio, known, shown, visitor(request))
 
     check_btn.click(check, [source, files, base, balance], [report, staged], api_name="check_data")
-    base.change(encoder_choices, base, encoder, api_visibility="private")
+    base.change(base_changed, base, [encoder, steps, batch, lr_g, lr_d], api_visibility="private")
     go.click(train_start, [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder],
              message, api_name="train_start")
     pause.click(train_pause, None, message, api_name="train_pause")
     resume.click(train_resume, None, message, api_name="train_resume")
     stop.click(train_stop, None, message, api_name="train_stop")
-    status_json = gr.JSON(visible=False)
-    gr.Button(visible=False).click(train_status, None, status_json, api_name="train_status")
+    gr.api(train_status, api_name="train_status")
     timer = gr.Timer(1.0)
     timer.tick(tick, [known, shown_sample], [status, chart, sample, log, model_dropdown, known, shown_sample],
                api_visibility="private", show_progress="hidden", concurrency_id="poll", concurrency_limit=4)
