@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import os
 
+from .grow import widen_generator
+from .models import Generator
+from .pipeline import T2IGANPipeline
+from .weights import resolve_model
+
 
 class AverageError(ValueError):
     """The two models cannot be interpolated (different architectures) or the weight is out of range."""
@@ -23,9 +28,6 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
     paths; `out` is replaced atomically. If `tuned` was trained with wider generator widths than `base`
     (`t2igan train --init BASE --g-channels ...`), `base` is first widened as the trainer did it, with `seed` the
     run's `--seed` (the widening copies random channels; another seed pairs the wrong ones). Returns what was written."""
-    from .models import Generator
-    from .pipeline import T2IGANPipeline
-    from .weights import resolve_model
 
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
         raise AverageError(f"weight must be a number between 0 and 1 (the share of {tuned}), got {weight!r}")
@@ -37,7 +39,6 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
                     if not k.startswith("_") and a.config.get(k) != b.config.get(k))
     widened = differ == ["channels"] and _narrower(a.config.channels, b.config.channels)
     if widened:
-        from .grow import widen_generator
 
         try:
             # the hidden units widening adds are unused in BASE's images: TUNED's there, so only used weights mix

@@ -8,6 +8,12 @@ import time
 
 import torch
 
+from .device import describe, pick_device, resolve_precision, set_threads
+from .models import Generator, count_flops
+from .pipeline import T2IGANPipeline
+from .training import TrainConfig, train
+from .weights import NoModelError, load_pipeline, resolve_model
+
 
 def _timed(fn, repeats: int) -> float:
     fn()  # warm-up: first calls allocate and pick kernels
@@ -23,11 +29,6 @@ def _timed(fn, repeats: int) -> float:
 def bench_generate(model: str | None = None, device: str | None = None, threads: int | None = None,
                    batches: tuple[int, ...] = (1, 16, 64), repeats: int = 5) -> dict:
     """Measure the generator on the current device; uses the default model, or a random-init one if none exists."""
-    from .device import describe, pick_device, set_threads
-    from .models import Generator, count_flops
-    from .pipeline import T2IGANPipeline
-    from .weights import NoModelError, load_pipeline, resolve_model
-
     try:
         source = str(resolve_model(model))
         pipe = load_pipeline(model, device=device, threads=threads)
@@ -65,10 +66,6 @@ def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", 
     """Time the real training loop (default 64-px models) on a generated dataset; steady-state it/s from its stats."""
     import tempfile
     from pathlib import Path
-
-    from .device import describe, pick_device, resolve_precision, set_threads
-    from .images import make_grid  # noqa: F401  (import cost outside the timed part)
-    from .training import TrainConfig, train
 
     set_threads(threads)
     events: list[dict] = []

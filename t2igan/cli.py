@@ -1,4 +1,4 @@
-"""`t2igan` command line: generate | interpolate | info | bench (and train, eval, data, export as they land)."""
+"""`t2igan` command line: generate | interpolate | sheet | info | bench | app | train | eval | evaluator | features | data | export | average."""
 from __future__ import annotations
 
 import argparse
@@ -191,7 +191,7 @@ def cmd_train(args) -> int:
                 print(progress_line(event), file=sys.stderr, flush=True)
         elif kind == "dataset":
             tqdm.write(event["summary"])
-        elif kind in ("log", "sample", "checkpoint", "exported"):
+        elif kind in ("log", "sample", "checkpoint", "saved"):
             tqdm.write(event.get("message") or f"{kind}: {event.get('path')}")
 
     try:

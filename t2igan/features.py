@@ -20,13 +20,16 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .augment import diff_augment
+from .data import DataConfig, load_captioned_images
+from .device import resolve_precision
+from .evaluate import concept_keys
 from .model_lock import SerialBuild
 from .models import TextMap, pair_logit
 
 
 class FeatureNet(SerialBuild, ModelMixin, ConfigMixin):
     """64-px image → features at 16, 8 and 4 px (and class logits, used only while pretraining)."""
-
     @register_to_config
     def __init__(self, num_classes: int = 1, channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
                  concepts: list[str] | None = None):
@@ -59,7 +62,6 @@ class FeatureNet(SerialBuild, ModelMixin, ConfigMixin):
 
 class ProjectedCritic(SerialBuild, nn.Module):
     """Scores (image, sentence) pairs through the frozen FeatureNet; same call as models.Discriminator."""
-
     def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64):
         super().__init__()
         self.net = features.eval().requires_grad_(False)
@@ -112,11 +114,6 @@ class ProjectedCritic(SerialBuild, nn.Module):
 def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.0, batch_size: int = 64,
                       lr: float = 1e-3, seed: int = 0, log=print) -> FeatureNet:
     """Pretrain a FeatureNet to classify the dataset's concepts (translation-augmented) for `minutes`; save to `out`."""
-    from .augment import diff_augment
-    from .data import DataConfig, load_captioned_images
-    from .device import resolve_precision
-    from .evaluate import concept_keys
-
     torch.manual_seed(seed)
     random.seed(seed)
     data, _ = load_captioned_images(data_dir, DataConfig(resolution=64))

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 
 from helpers import make_shapes_folder
 from t2igan.evaluate import (Evaluator, EvalContext, compare_models, contrastive_loss, evaluate_model,
-                             format_comparison, format_report,
-                             frechet_distance, frechet_distance_from_stats, load_evaluator,
-                             mean_over_concepts, mean_pairwise_cosine_distance, pipeline_generate_fn, quick_metrics,
-                             r_precision, r_precision_by, sqrtm_psd, train_evaluator)
+                             format_comparison, format_report, load_evaluator, pipeline_generate_fn, quick_metrics,
+                             train_evaluator)
+from t2igan.evaluate.metrics import (frechet_distance, frechet_distance_from_stats, mean_over_concepts,
+                                     mean_pairwise_cosine_distance, r_precision, r_precision_by, sqrtm_psd)
 
 TINY_EVAL = dict(resolution=32, widths=(8, 16, 16, 32))
 

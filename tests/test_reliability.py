@@ -166,7 +166,7 @@ cfg = TrainConfig(data=sys.argv[1], out=sys.argv[2], run_dir=sys.argv[3], resume
                   g_channels=[32, 32, 16, 8], d_channels=[8, 16, 16, 32], z_dim=16, cond_dim=32, batch_size=4,
                   log_every=1, sample_every=10**6, checkpoint_every=1, precision="fp32", threads=1)
 def emit(e):
-    if e["type"] in ("start", "checkpoint", "exported"):
+    if e["type"] in ("start", "checkpoint", "saved"):
         print(json.dumps({"type": e["type"], "step": e.get("step")}), flush=True)
 train(cfg, progress=emit)
 """

@@ -393,7 +393,7 @@ def test_background_job_pause_resume_stop(tmp_path, shapes):
     assert time.time() - t0 < 30
     assert job.status()["state"] == "stopped"
     kinds = {e["type"] for e in job.events()}
-    assert {"start", "step", "sample", "checkpoint", "exported", "done", "state"} <= kinds
+    assert {"start", "step", "sample", "checkpoint", "saved", "done", "state"} <= kinds
     last = job.events()[-1]["seq"]
     assert job.events(after=last) == []
     assert T2IGANPipeline.from_pretrained(tmp_path / "model") is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import save_checkpoint
+from ..evaluate import quick_metrics
 from ..images import make_grid, to_pil
 from ..pipeline import T2IGANPipeline, noise_for_seeds
 from .config import CHECKPOINT
@@ -118,7 +119,7 @@ def save_model(run: Run) -> None:
     T2IGANPipeline(generator=generator.eval(), discriminator=copy.deepcopy(run.D_plain).cpu().eval(),
                    text_encoder=run.encoder.model, tokenizer=run.encoder.tokenizer, text_encoder_id=run.encoder_id,
                    default_truncation=run.default_truncation).save_pretrained(run.cfg.out)
-    run.emit({"type": "exported", "path": str(run.cfg.out), "step": run.step})
+    run.emit({"type": "saved", "path": str(run.cfg.out), "step": run.step})
 
 
 class Samples(Callback):
@@ -162,7 +163,6 @@ class HeldOutMetrics(Callback):
     def on_step(self, run: Run, losses) -> None:
         if not run.main or run.step % self.every:
             return
-        from ..evaluate import quick_metrics
 
         def generate(prompts, seeds):
             with torch.no_grad():

@@ -21,7 +21,7 @@ class TrainConfig:
     """Everything one training run needs; saved in every checkpoint and in the run folder."""
 
     data: str                                   # folder or .zip of captioned images
-    out: str                                    # exported model folder (e.g. weights/my-model)
+    out: str                                    # the model folder the run writes (e.g. weights/my-model)
     run_dir: str | None = None                  # checkpoints, stats.jsonl, samples (default: runs/<name of out>)
     init: str | None = None                     # fine-tune from this model folder (G, D)
     resume: bool = False                        # continue from run_dir's checkpoint

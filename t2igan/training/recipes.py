@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import TrainConfig
+from .loop import train
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,8 +129,6 @@ def parse_setting(text: str) -> tuple[str, object]:
 def train_stages(configs: list[TrainConfig], progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> dict:
     """Run the stages in order (a stopped stage ends the run there); the last result, with every stage's."""
-    from .loop import train
-
     emit = progress or (lambda event: None)
     results = []
     for k, config in enumerate(configs):

@@ -16,6 +16,8 @@ import torch
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import DataConfig, load_captioned_images
 from ..device import allocator_hint, resolve_precision, set_threads
+from ..features import FeatureNet, ProjectedCritic
+from ..grow import deepen_to, widen_generator
 from ..models import Discriminator, Generator
 from ..paths import cache_dir
 from ..pipeline import T2IGANPipeline
@@ -150,7 +152,6 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     log(hint) if hint else None
     P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
     if cfg.feature_critic:
-        from ..features import FeatureNet, ProjectedCritic
 
         if G.config.resolution != 64:
             raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is "
@@ -210,7 +211,6 @@ def _models(cfg: TrainConfig, log):
                       channels=cfg.g_channels, upsample=cfg.upsample)
         D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
         return G, D, encoder, cfg.encoder, 1.0, False  # a local encoder folder is stored in the model folder
-    from ..grow import deepen_to, widen_generator
 
     init = T2IGANPipeline.from_pretrained(resolve_model(cfg.init))
     G, D = init.generator, init.discriminator

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ..weights import weights_dir
+from .state import outputs_dir
 
 log = logging.getLogger("t2igan.app")
 # an absolute POSIX or Windows path of two or more parts ('/srv/x/y', 'C:\\x\\y'); not a URL, not 'a/b' or '10 / 300'
@@ -18,8 +19,6 @@ _ABSOLUTE = re.compile(r"(?<![\w.~:/\\-])(?:[A-Za-z]:)?[\\/](?:[^\s\\/'\"`()<>|,
 
 def _roots() -> list[tuple[str, str]]:
     from gradio.utils import get_upload_folder
-
-    from .state import outputs_dir
 
     roots = [(weights_dir(), "weights"), (outputs_dir(), "outputs"), (Path(get_upload_folder()).resolve(), "uploads")]
     return sorted(((str(p), label) for p, label in roots), key=lambda r: -len(r[0]))  # the deepest folder first

@@ -10,12 +10,15 @@ import time
 import gradio as gr
 import torch
 
+from ..export import ExportError, export_onnx
 from ..sheet import prompt_sheet
 from ..weights import NoModelError, resolve_model
 from .messages import refusal
 from .state import Studio, private_file
 
 # ![alt](target) with a relative target: the app serves nothing from model folders or the repository
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)  # a Hugging Face card's YAML header: metadata, not text
+MAX_CARD_CHARS = 64_000  # the shipped card is about 9 KB; a huge README from elsewhere is cut
 _LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?://|data:)[^)]*\)")
 
 
@@ -27,7 +30,7 @@ def card(model: str | None) -> str:
         return refusal("card", e)
     readme = path / "README.md"
     if readme.is_file():
-        text = readme.read_text(encoding="utf-8", errors="replace")[:20000]
+        text = _FRONT_MATTER.sub("", readme.read_text(encoding="utf-8", errors="replace"), count=1)[:MAX_CARD_CHARS]
         return _LOCAL_IMAGE.sub(lambda m: f"*(image “{m.group(1)}” — see the model folder's README.md)*", text)
     gen = json.loads((path / "generator" / "config.json").read_text())
     return (f"### {path.name}\n\nNo model card yet. Generator: {gen.get('resolution')} px, "
@@ -57,8 +60,6 @@ def export_zip(model: str | None):
 
 def export_onnx_file(studio: Studio, model: str | None):
     """The ONNX generator, checked against torch, for this request's visitor only."""
-    from ..export import ExportError, export_onnx
-
     try:
         name = studio.model_name(model)
         pipe = studio.pipeline(name)

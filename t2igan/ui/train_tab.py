@@ -166,7 +166,7 @@ def poll(studio: Studio, known_models: list[str], shown_sample: str | None, who:
     # the grid lives in the run folder, which is not served: send the picture itself, and only when it changed
     sample = gr.skip() if not samples or samples[-1] == shown_sample else _read_image(samples[-1])
     log = "\n".join(public(e.get("message") or f"{e['type']} {e.get('path', e.get('state', ''))}")
-                    for e in events if e["type"] in ("log", "checkpoint", "exported", "state", "error", "done"))[-4000:]
+                    for e in events if e["type"] in ("log", "checkpoint", "saved", "state", "error", "done"))[-4000:]
     return line, chart, sample, log, dropdown, models, samples[-1] if samples else None
 
 
