@@ -1,14 +1,13 @@
 """Generation benchmark: images/s and ms/image per batch size, text-encoding time, peak memory — one JSON line."""
 from __future__ import annotations
 
-import platform
 import resource
 import statistics
 import time
 
 import torch
 
-from .device import describe, pick_device, resolve_precision, set_threads
+from .device import cpu_name, describe, pick_device, resolve_precision, set_threads
 from .models import Generator, count_flops
 from .pipeline import T2IGANPipeline
 from .training import TrainConfig, train
@@ -42,7 +41,7 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
     z_dim, t_dim = gen.config.z_dim, gen.config.text_dim
     dev = gen.device
     result = {"bench": "generate", "model": source, "device": describe(dev), "torch": torch.__version__,
-              "cpu": platform.processor() or platform.machine(), "resolution": gen.config.resolution,
+              "cpu": cpu_name(), "resolution": gen.config.resolution,
               "params_M": round(sum(p.numel() for p in gen.parameters()) / 1e6, 3),
               "gflop_per_image": round(count_flops(gen.cpu(), torch.randn(1, z_dim), torch.randn(1, t_dim)) / 1e9, 3)}
     gen.to(dev)
@@ -78,7 +77,7 @@ def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", 
         train(cfg, progress=events.append)
     rates = [e["it_s"] for e in events if e["type"] == "step"][1:]  # the first window includes warm-up
     it_s = statistics.median(rates) if rates else float("nan")
-    return {"bench": "train", "device": describe(pick_device(device)), "torch": torch.__version__,
+    return {"bench": "train", "device": describe(pick_device(device)), "cpu": cpu_name(), "torch": torch.__version__,
             "resolution": resolution, "batch_size": batch_size, "steps": steps, "channels_last": channels_last,
             "precision": resolve_precision(precision, pick_device(device)),
             "it_per_s": round(it_s, 3), "s_per_it": round(1 / it_s, 3), "images_per_s": round(it_s * batch_size, 1),

@@ -71,6 +71,22 @@ def fast_bf16(device: torch.device | str) -> bool:
     return False
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the vector units that matter here, e.g. 'AMD EPYC (AVX-512 BF16)': benchmarks say
+    which CPU they ran on."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+        name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    units = "AVX-512 BF16" if fast_bf16("cpu") else "AVX2" if torch.backends.cpu.get_cpu_capability() == "AVX2" else ""
+    return f"{name} ({units})" if units else name
+
+
 def resolve_precision(precision: str | None, device: torch.device | str) -> str:
     """'auto' (or None) → 'bf16' where it is fast on `device` (see fast_bf16), else 'fp32'; others pass through."""
     choice = (precision or "auto").lower()

@@ -263,7 +263,7 @@ def test_two_visitors_one_job(page, served, tmp_path):
         b.wait_for_selector("#train-message :text('another visitor')", timeout=30_000)
         b.wait_for_timeout(2500)  # a few status ticks: still nothing of the other visitor's job
         assert b.locator("#train-sample img").count() == 0 and b.locator("#train-log textarea").input_value() == ""
-        b.screenshot(path=str(served["shots"] / "two-visitors-other.png"), full_page=True)
+        b.screenshot(path=str(served["root"] / "two-visitors-other.png"), full_page=True)
         b.get_by_role("tab", name="Generate").click()
         before = gallery_srcs(b)
         box = b.locator("#prompt textarea")
@@ -272,7 +272,7 @@ def test_two_visitors_one_job(page, served, tmp_path):
         wait_change(b, before, timeout=60)
         a.wait_for_selector("#train-sample img", timeout=120_000)
         assert "running" in a.inner_text("#train-status"), "the other visitor's Stop changed nothing"
-        a.screenshot(path=str(served["shots"] / "two-visitors-owner.png"), full_page=True)
+        a.screenshot(path=str(served["root"] / "two-visitors-owner.png"), full_page=True)
         a.click("#train-stop")
         a.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
                             timeout=120_000)

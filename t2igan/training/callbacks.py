@@ -33,6 +33,23 @@ class Callback:
     def on_end(self, run: Run, status: str) -> None: ...
 
 
+class Periodic(Callback):
+    """Acts every `every` steps, and once more at the end for the steps since it last did."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def act(self, run: Run) -> None: ...
+
+    def on_step(self, run: Run, losses) -> None:
+        if run.step % self.every == 0:
+            self.act(run)
+
+    def on_end(self, run: Run, status: str) -> None:
+        if run.step > run.start_step and run.step % self.every:
+            self.act(run)
+
+
 class Stats(Callback):
     """Keeps each step's losses (as tensors: reading them every step would stall a GPU) and, every `every` steps,
     checks them, averages them over the processes, appends them to stats.jsonl and emits a 'step' event."""
@@ -74,14 +91,15 @@ class Stats(Callback):
             run.emit({"type": "step", "total": run.cfg.steps, **record})
 
 
-class Checkpoints(Callback):
+class Checkpoints(Periodic):
     """Every `every` steps and at the end: the checkpoint (models, optimisers, step, config, RNG) and the model folder
     (`cfg.out`), so a long run always has a usable model. Nothing is written once the losses or weights diverged."""
 
     def __init__(self, every: int, stats: Stats):
-        self.every, self.stats = every, stats
+        super().__init__(every)
+        self.stats = stats
 
-    def save(self, run: Run) -> None:
+    def act(self, run: Run) -> None:
         self.stats.check(run)  # the losses not yet read since the last log line
         for name, model in (("generator", run.acc.unwrap_model(run.G)), ("discriminator", run.D_plain)):
             for pname, p in model.named_parameters():
@@ -99,13 +117,8 @@ class Checkpoints(Callback):
             save_model(run)
         run.acc.wait_for_everyone()
 
-    def on_step(self, run: Run, losses) -> None:
-        if run.step % self.every == 0:
-            self.save(run)
-
     def on_end(self, run: Run, status: str) -> None:
-        if run.step > run.start_step and run.step % self.every:
-            self.save(run)
+        super().on_end(run, status)
         if run.main and not (Path(run.cfg.out) / "model_index.json").is_file():
             save_model(run)
         run.acc.wait_for_everyone()
@@ -122,14 +135,11 @@ def save_model(run: Run) -> None:
     run.emit({"type": "saved", "path": str(run.cfg.out), "step": run.step})
 
 
-class Samples(Callback):
+class Samples(Periodic):
     """A grid of the EMA generator's images (rows: prompts, columns: fixed seeds) at the start, every `every` steps
     and at the end, in the run folder's samples/."""
 
-    def __init__(self, every: int):
-        self.every = every
-
-    def draw(self, run: Run) -> None:
+    def act(self, run: Run) -> None:
         if not run.main:
             return
         e = run.encoder.encode(run.sample_prompts).to(run.device)
@@ -142,15 +152,7 @@ class Samples(Callback):
 
     def on_start(self, run: Run) -> None:
         if run.step == 0:
-            self.draw(run)
-
-    def on_step(self, run: Run, losses) -> None:
-        if run.step % self.every == 0:
-            self.draw(run)
-
-    def on_end(self, run: Run, status: str) -> None:
-        if run.step > run.start_step and run.step % self.every:
-            self.draw(run)
+            self.act(run)
 
 
 class HeldOutMetrics(Callback):
