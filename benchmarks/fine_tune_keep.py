@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from t2igan.evaluate import evaluate_model, pipeline_generate_fn
 from t2igan.images import enlarge
-from t2igan.training import TrainConfig, train
+from t2igan.training.recipes import configs_from_recipe, train_stages
 from t2igan.weights import load_pipeline
 
 CONCEPTS = ("doughnut", "pretzel", "wine glass", "mouse face")
@@ -105,9 +105,10 @@ def main() -> None:
         name = f"keep {w:g}"
         folder = out / f"keep-{w:g}"
         shutil.rmtree(folder / "run", ignore_errors=True)  # a rerun measures a fresh fine-tune
-        train(TrainConfig(data=str(out / "pictures"), init=args.base, out=str(folder / "model"), run_dir=str(folder / "run"),
-                          steps=300, batch_size=16, lr_g=1e-4, lr_d=2e-4, keep=w, threads=args.threads,
-                          sample_every=100, checkpoint_every=100))
+        # the app's Train tab defaults: the fine-tune recipe
+        train_stages(configs_from_recipe("fine-tune", data=str(out / "pictures"), init=args.base,
+                                         out=str(folder / "model"), run_dir=str(folder / "run"), keep=w,
+                                         threads=args.threads, sample_every=100, checkpoint_every=100))
         pipes[name] = load_pipeline(str(folder / "model"), device="cpu")
         report(name, pipes[name], pictures, args.data, args.threads)
     compare(pipes, list(pictures) + list(OTHERS), out / "compare.png")
