@@ -1,11 +1,50 @@
-"""`t2igan` command line: generate | interpolate | sheet | info | bench | app | train | eval | evaluator | features | data | export | average."""
+"""`t2igan` command line: generate | interpolate | sheet | info | bench | app | train | eval | evaluator | features |
+data | export | average. Each subcommand calls the library; nothing here that Python cannot do."""
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
+
+import diffusers
+import torch
+import transformers
+
+from . import __version__
+from .average import average_models
+from .bench import bench_generate, bench_train
+from .checkpoint import CheckpointError
+from .datasets.emoji import EmojiBuildError, build_emoji_dataset
+from .device import describe, pick_device, set_threads
+from .evaluate import compare_models, evaluate_model, evaluator_path, format_comparison, format_report, train_evaluator
+from .export import ExportError, export_onnx
+from .features import train_feature_net
+from .images import enlarge, make_grid, save_animation
+from .sheet import prompt_sheet
+from .text import EncoderNotAvailable
+from .training import TrainingDiverged
+from .training.recipes import (
+    DEFAULT_FINE_TUNE,
+    DEFAULT_NEW,
+    RecipeError,
+    configs_from_recipe,
+    list_recipes,
+    parse_setting,
+    train_stages,
+)
+from .weights import (
+    NoModelError,
+    default_truncation,
+    list_encoders,
+    list_models,
+    load_pipeline,
+    resolve_model,
+    weights_dir,
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -54,13 +93,11 @@ def _check_output(out: str, animated: bool = False) -> Path:
 
 
 def _load(args):
-    from .weights import load_pipeline
 
     return load_pipeline(args.model, device=args.device, threads=args.threads)
 
 
 def _save(images, out: str, separate: bool, upscale: int, cols: int | None = None) -> list[Path]:
-    from .images import enlarge, make_grid
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +131,6 @@ def cmd_interpolate(args) -> int:
                               num_frames=args.frames, truncation=args.truncation).images
     out = Path(args.output)
     if out.suffix.lower() in (".gif", ".webp"):
-        from .images import save_animation
 
         out.parent.mkdir(parents=True, exist_ok=True)
         save_animation(frames, out, args.upscale)
@@ -106,13 +142,6 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    import diffusers
-    import torch
-    import transformers
-
-    from . import __version__
-    from .device import describe, pick_device, set_threads
-    from .weights import NoModelError, default_truncation, list_encoders, list_models, resolve_model, weights_dir
 
     set_threads(args.threads)
     info = {"t2igan": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
@@ -133,7 +162,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_generate, bench_train
 
     if args.train:
         print(json.dumps(bench_train(steps=args.steps, batch_size=args.batch_size, precision=args.precision,
@@ -145,12 +173,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import signal
 
     from tqdm import tqdm
-
-    from .training.recipes import (DEFAULT_FINE_TUNE, DEFAULT_NEW, RecipeError, configs_from_recipe, parse_setting,
-                                   train_stages)
 
     direct = ("data", "out", "init", "resume", "run_dir", "steps", "batch_size", "lr_g", "lr_d", "encoder",
               "resolution", "precision", "device", "threads", "seed")
@@ -204,7 +228,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from .ui import build_app, launch
+    from .ui import build_app, launch  # gradio: only the app needs it (about 2 s to import)
 
     auth = None
     if args.auth:
@@ -217,7 +241,6 @@ def cmd_app(args) -> int:
 
 
 def _recipes_epilog() -> str:
-    from .training.recipes import list_recipes
 
     lines = [f"  {name:<14}{description}" for name, description in list_recipes().items()]
     return "recipes (t2igan/recipes/*.toml):\n" + "\n".join(lines)
@@ -232,10 +255,6 @@ def progress_line(event: dict) -> str:
 
 
 def cmd_export(args) -> int:
-    import shutil
-
-    from .export import ExportError, export_onnx
-    from .weights import resolve_model
 
     out = Path(args.output)
     if args.onnx:
@@ -254,7 +273,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from .average import average_models
 
     # errors: main() prints them
     result = average_models(args.base, args.tuned, args.output, weight=args.weight, seed=args.seed)
@@ -266,7 +284,6 @@ def cmd_average(args) -> int:
 
 
 def cmd_sheet(args) -> int:
-    from .sheet import prompt_sheet
 
     prompts = _prompt_list(args.prompts, "--prompts")
     out = _check_output(args.output)
@@ -278,7 +295,6 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_data_emoji(args) -> int:
-    from .datasets.emoji import EmojiBuildError, build_emoji_dataset
 
     try:
         report = build_emoji_dataset(args.out, vendors=args.vendors, test_fraction=args.test_fraction,
@@ -292,8 +308,6 @@ def cmd_data_emoji(args) -> int:
 
 
 def cmd_features(args) -> int:
-    from .device import set_threads
-    from .features import train_feature_net
 
     set_threads(args.threads)
     train_feature_net(args.data, args.out, minutes=args.minutes, batch_size=args.batch_size)
@@ -302,7 +316,6 @@ def cmd_features(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import compare_models, evaluate_model, format_comparison, format_report
 
     common = dict(data_dir=args.data, split=args.split, evaluator=args.evaluator, n_prompts=args.n,
                   diversity_prompts=args.diversity_prompts, diversity_seeds=args.diversity_seeds,
@@ -317,7 +330,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_evaluator(args) -> int:
-    from .evaluate import evaluator_path, train_evaluator
 
     def progress(event: dict) -> None:
         if args.quiet:
@@ -515,10 +527,6 @@ def _no_loading_bars() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .text import EncoderNotAvailable
-    from .training import TrainingDiverged
-    from .weights import NoModelError
 
     args = build_parser().parse_args(argv)
     if args.command != "data":

@@ -211,3 +211,29 @@ def test_truncation_sliders_start_at_the_models_default(tmp_path, monkeypatch, t
     sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) in
                ("Truncation (noise scale: lower = more typical)", "Truncation")]
     assert len(sliders) == 2 and [s.value for s in sliders] == [0.55, 0.55]
+
+
+def test_the_readmes_api_examples_run_as_written(app_env, tmp_path):
+    """The README's HTTP API block, run against the launched app (the tiny model and a small zip stand in for
+    emoji-64 and my_pictures.zip; the fine-tune is shortened)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### The HTTP API.*?```python\n(.*?)```", readme, re.S).group(1)
+    data = make_shapes_folder(tmp_path / "shapes")
+    z = tmp_path / "pictures.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in data.iterdir():
+            zf.write(p, p.name)
+    code = (block.replace("http://127.0.0.1:7860/", f"http://127.0.0.1:{app_env['port']}/")
+            .replace('"emoji-64"', '"tiny"').replace('"my_pictures.zip"', repr(str(z)))
+            .replace('name="my-model"', 'name="readme-model"').replace("steps=300", "steps=4"))
+    scope = {}
+    exec(compile(code, "README.md (HTTP API)", "exec"), scope)
+    assert len(scope["images"]) == 4 and "images in" in scope["status"]
+    assert "24 pairs ready" in scope["report"]
+    client = scope["c"]
+    status = wait_for_job(client, 120)
+    assert status["state"] == "completed" and status["model"] == "readme-model" and status["mine"]
+    shutil.rmtree(app_env["weights"] / "readme-model")

@@ -109,7 +109,7 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         # the job keeps torch's default threads; generation requests use one thread each (ui/state.py). Measured
         # in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
         threads = None
-        init = None if base in (None, "", SCRATCH) else base
+        init = None if base in (None, "", SCRATCH) else studio.model_name(base)  # a name under weights/, never a path
         encoder = check_encoder(encoder, init)
         configs = configs_from_recipe(
             DEFAULT_FINE_TUNE if init else DEFAULT_NEW, data=str(data), out=str(weights_dir() / name),
