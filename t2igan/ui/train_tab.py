@@ -237,7 +237,7 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     with gr.Row():
         chart = gr.LinePlot(x="step", y="loss", color="series", title="Losses", height=300, elem_id="loss-chart")
         sample = gr.Image(label="Latest samples (EMA generator; rows = prompts, columns = seeds)", type="pil",
-                          elem_id="train-sample", elem_classes=["pixelated"])
+                          elem_id="train-sample", elem_classes=["pixelated"], height=340)
     log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
     known = gr.State(list_models())
 
