@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="dataset", required=True)
     de = dsub.add_parser("emoji", help="64-px emoji with captions from the emoji-datasource npm packages (needs npm)")
     de.add_argument("--out", default="data/emoji")
-    de.add_argument("--vendors", nargs="+", default=["google", "twitter"])
+    de.add_argument("--vendors", nargs="+", default=["google", "twitter"],
+                    help="image sets: google twitter (PNG), fluent openmoji emojione (SVG, need resvg-py)")
     de.add_argument("--test-fraction", type=float, default=0.05, help="held-out share of base emoji")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--resolution", type=int, default=64)

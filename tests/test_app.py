@@ -1,5 +1,6 @@
 """The launched app driven through gradio_client, as an API user would."""
 import json
+import os
 import shutil
 import zipfile
 
@@ -205,6 +206,8 @@ def test_truncation_sliders_start_at_the_models_default(tmp_path, monkeypatch, t
 
     monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("T2IGAN_OUTPUTS", str(tmp_path / "outputs"))
+    # build_app points Gradio's upload folder (a process-wide setting) at its outputs/: put the running app's back
+    monkeypatch.setenv("GRADIO_TEMP_DIR", os.environ.get("GRADIO_TEMP_DIR", str(tmp_path / "gradio")))
     T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer,
                    default_truncation=0.55).save_pretrained(tmp_path / "weights" / "tiny")
     demo = build_app(device="cpu")

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..atomic import new_folder
+from .emoji_sets import SVG_SETS, SetError, drawing_for, rasterise, read_set
 
 __all__ = [
     "EMOJI_SOURCES",
@@ -90,6 +91,9 @@ EMOJI_SOURCES: dict = {
         **_DATASOURCE_META,
     },
 }
+
+#: Every image source by its name in ``vendors``: the emoji-datasource PNG sets and the SVG sets (emoji_sets.py).
+ALL_SOURCES: dict = {**EMOJI_SOURCES, **SVG_SETS}
 
 #: Optional keyword source (emoji character -> keyword list).
 EMOJILIB_SOURCE: dict = {
@@ -447,7 +451,7 @@ def _tail(text: str | bytes | None, n: int = 1500) -> str:
 
 def _npm_pack(npm: str, package: str, version: str, cache_dir: Path, timeout: float = _NPM_TIMEOUT_S) -> Path:
     """``npm pack package@version`` into ``cache_dir`` (reused when already there)."""
-    dest = cache_dir / f"{package}-{version}.tgz"
+    dest = cache_dir / f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"  # scoped names too
     if dest.is_file() and dest.stat().st_size > 0:
         return dest
     exe = shutil.which(npm)
@@ -607,11 +611,12 @@ def _sources_md(vendors: list[str], versions: dict[str, str], use_emojilib: bool
         "|---|---|---|---|---|",
     ]
     for v in vendors:
-        s = EMOJI_SOURCES[v]
+        s = ALL_SOURCES[v]
         lines.append(f"| {v} emoji images | `{s['package']}` | {versions[v]} | {s['image_license']} | "
                      f"{s['image_attribution']} ({s['image_license_url']}) |")
-    pkgs = ", ".join(f"`{EMOJI_SOURCES[v]['package']}`" for v in vendors)
-    lines.append(f"| emoji metadata (names, categories) | {pkgs} | {', '.join(sorted(set(versions[v] for v in vendors)))} | "
+    meta = [v for v in vendors if v in EMOJI_SOURCES]
+    pkgs = ", ".join(f"`{EMOJI_SOURCES[v]['package']}`" for v in meta)
+    lines.append(f"| emoji metadata (names, categories) | {pkgs} | {', '.join(sorted(set(versions[v] for v in meta)))} | "
                  f"{_DATASOURCE_META['metadata_license']} | {_DATASOURCE_META['metadata_attribution']} "
                  f"({_DATASOURCE_META['metadata_url']}) |")
     if use_emojilib:
@@ -624,10 +629,33 @@ def _sources_md(vendors: list[str], versions: dict[str, str], use_emojilib: bool
         "- Apache-2.0: https://www.apache.org/licenses/LICENSE-2.0",
         "- CC-BY-4.0: https://creativecommons.org/licenses/by/4.0/ (attribution required when redistributing",
         "  Twemoji images or derivatives: \"Twemoji by Twitter, Inc. and other contributors, CC-BY 4.0\")",
+        "- CC-BY-SA-4.0 (OpenMoji): https://creativecommons.org/licenses/by-sa/4.0/ (attribution, and material",
+        "  adapted from these drawings is shared under the same licence)",
         "- MIT: https://opensource.org/licenses/MIT",
         "",
     ]
     return "\n".join(lines)
+
+
+def _render_set(entries: list[dict], svgs: dict[str, str], name: str, resolution: int) -> dict[str, bytes]:
+    """{emoji-datasource image file name: RGBA PNG} for every emoji (and skin tone) the SVG set draws."""
+    images: dict[str, bytes] = {}
+    for entry in entries:
+        display = _display_name(entry)
+        variants = [(None, entry.get("unified"), entry.get("image"))] + [
+            (skin, var.get("unified"), var.get("image")) for skin, var in sorted((entry.get("skin_variations") or {}).items())
+            if isinstance(var, dict)]
+        for skin, code, image in variants:
+            if not (isinstance(code, str) and isinstance(image, str) and _IMAGE_RE.fullmatch(image)):
+                continue
+            try:
+                tone = skin_tone_words(skin) if skin else None
+            except ValueError:
+                continue
+            svg = drawing_for(svgs, name, code, display, tone)
+            if svg is not None:
+                images[image] = rasterise(svg, resolution)
+    return images
 
 
 def build_emoji_dataset(
@@ -658,9 +686,12 @@ def build_emoji_dataset(
     out = Path(out_dir).expanduser().resolve()
     vendors = [str(v).lower() for v in ([vendors] if isinstance(vendors, str) else vendors)]
     for v in vendors:
-        if v not in EMOJI_SOURCES:
-            raise EmojiBuildError(f"unsupported vendor {v!r}; choose from {sorted(EMOJI_SOURCES)}")
+        if v not in ALL_SOURCES:
+            raise EmojiBuildError(f"unsupported vendor {v!r}; choose from {sorted(ALL_SOURCES)}")
     vendors = list(dict.fromkeys(vendors))
+    if not any(v in EMOJI_SOURCES for v in vendors):
+        raise EmojiBuildError("the emoji list (names, categories, code points) comes from emoji-datasource: include "
+                              f"one of {sorted(EMOJI_SOURCES)} in vendors")
     if not 0.0 <= float(test_fraction) < 1.0:
         raise EmojiBuildError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     resolution = int(resolution)
@@ -671,7 +702,7 @@ def build_emoji_dataset(
         raise EmojiBuildError(f"background must be an (r, g, b) triple of 0..255, got {background!r}")
 
     # ---- locate the tarballs
-    versions = {v: str(version) for v in vendors}
+    versions = {v: str(version) if v in EMOJI_SOURCES else SVG_SETS[v]["version"] for v in vendors}
     paths: dict[str, Path] = {}
     emojilib_path: Path | None = None
     if tarballs is not None:
@@ -690,7 +721,7 @@ def build_emoji_dataset(
     else:
         cache = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
         for v in vendors:
-            paths[v] = _npm_pack(npm, EMOJI_SOURCES[v]["package"], str(version), cache)
+            paths[v] = _npm_pack(npm, ALL_SOURCES[v]["package"], versions[v], cache)
         try:
             emojilib_path = _npm_pack(npm, EMOJILIB_SOURCE["package"], EMOJILIB_SOURCE["version"], cache)
         except EmojiBuildError as e:
@@ -708,10 +739,17 @@ def build_emoji_dataset(
 
     # ---- read data and decide on the split
     data = {}
-    for v in vendors:
+    for v in (v for v in vendors if v in EMOJI_SOURCES):
         entries, images, pkg_version = _read_datasource(paths[v], v)
         data[v] = (entries, images)
         versions[v] = pkg_version or versions[v]
+    listing = next(iter(data.values()))[0]  # the emoji list every SVG set is matched against
+    for v in (v for v in vendors if v in SVG_SETS):
+        try:
+            svgs, versions[v] = read_set(paths[v], v)
+            data[v] = (listing, _render_set(listing, svgs, v, resolution))
+        except SetError as e:
+            raise EmojiBuildError(str(e)) from None
     skipped = {"malformed_entry": 0, "no_image": 0, "same_as_base": 0, "unreadable_image": 0}
     items: list[dict] = []  # one per output image
     groups = _Groups()
@@ -728,7 +766,8 @@ def build_emoji_dataset(
             for link in (entry.get("obsoleted_by"), entry.get("obsoletes")):
                 if isinstance(link, str) and _UNIFIED_RE.fullmatch(link.upper()):
                     groups.union(base, link.upper())
-            variants: list[tuple[str | None, str, str, bool]] = [(None, base, image, bool(entry.get(f"has_img_{v}")))]
+            variants: list[tuple[str | None, str, str, bool]] = [(None, base, image,
+                                                                  bool(entry.get(f"has_img_{v}", v in SVG_SETS)))]
             for skin, var in sorted((entry.get("skin_variations") or {}).items()):
                 if not isinstance(var, dict):
                     continue
@@ -742,7 +781,7 @@ def build_emoji_dataset(
                 if not _UNIFIED_RE.fullmatch(code) or not _IMAGE_RE.fullmatch(vimage):
                     skipped["malformed_entry"] += 1
                     continue
-                variants.append((skin.upper(), code, vimage, bool(var.get(f"has_img_{v}"))))
+                variants.append((skin.upper(), code, vimage, bool(var.get(f"has_img_{v}", v in SVG_SETS))))
             base_bytes = images.get(image)
             for skin, code, img, has in variants:
                 raw = images.get(img) if has else None
@@ -785,7 +824,7 @@ def build_emoji_dataset(
             colour = dominant_colour(it["raw"]) if colour_captions and not it["skin"] else None  # tones say the colour
             rows[sp].append({
                 "file_name": rel,
-                "text": captions_for(entry, skin=it["skin"], vendor=EMOJI_SOURCES[v]["style"], keywords=kw,
+                "text": captions_for(entry, skin=it["skin"], vendor=ALL_SOURCES[v]["style"], keywords=kw,
                                      colour=colour),
                 "emoji": it["code"],
                 "base": it["base"],
@@ -821,9 +860,9 @@ def build_emoji_dataset(
                 "split": "sha256 of seed + base emoji code (grouped), per concept",
             },
             "sources": {
-                **{v: {"package": EMOJI_SOURCES[v]["package"], "version": versions[v],
+                **{v: {"package": ALL_SOURCES[v]["package"], "version": versions[v],
                        "tarball_sha256": _sha256_file(paths[v]),
-                       "image_license": EMOJI_SOURCES[v]["image_license"]} for v in vendors},
+                       "image_license": ALL_SOURCES[v]["image_license"]} for v in vendors},
                 **({"emojilib": {"package": "emojilib", "version": versions["emojilib"],
                                  "tarball_sha256": _sha256_file(emojilib_path), "license": "MIT"}}
                    if use_kw else {}),
