@@ -11,6 +11,7 @@ from t2igan.datasets.emoji_sets import SVG_SETS, SetError, code_key, read_set, s
 from test_emoji_dataset import _make_fake_package, _write_tgz
 
 CIRCLE = '<circle cx="8" cy="8" r="7" fill="#{colour}"/>'
+ANNOTATIONS = {"1F600": "grinning face", "1F355": "pizza", "1F1E6-1F1E9": "flag: Andorra"}  # CLDR names, as OpenMoji's table has them
 
 
 def iconify(tmp_path, name, icons: dict[str, str], chars: dict[str, str] | None, licence=None):
@@ -27,7 +28,7 @@ def iconify(tmp_path, name, icons: dict[str, str], chars: dict[str, str] | None,
 
 
 def openmoji(tmp_path, hexcodes: dict[str, str]):
-    table = [{"hexcode": h, "annotation": "x", "group": "g", "skintone": ""} for h in hexcodes]
+    table = [{"hexcode": h, "annotation": ANNOTATIONS.get(h, "x"), "group": "g", "skintone": ""} for h in hexcodes]
     files = {"package/package.json": json.dumps({"name": "openmoji", "version": "17.0.0",
                                                  "license": "CC-BY-SA-4.0"}).encode(),
              "package/data/openmoji.json": json.dumps(table).encode(),
@@ -49,9 +50,12 @@ def test_each_set_joins_the_build_with_its_style_words_and_licence(tmp_path):
     fluent = iconify(tmp_path, "fluent", {"grinning-face": CIRCLE.format(colour="ffcc00"),
                                           "thumbs-up-light": CIRCLE.format(colour="f0c8a0")},
                      {"1f600": "grinning-face", "1f44d-1f3fb": "thumbs-up-light"})
+    # EmojiOne names icons by CLDR name ("pizza"), which is not the Unicode name ("SLICE OF PIZZA")
     emojione = iconify(tmp_path, "emojione", {"grinning-face": CIRCLE.format(colour="ffdd33"),
-                                              "slice-of-pizza": CIRCLE.format(colour="e08030")}, None)
-    om = openmoji(tmp_path, {"1F600": CIRCLE.format(colour="fcea2b"), "1F355": CIRCLE.format(colour="f1b31c")})
+                                              "pizza": CIRCLE.format(colour="e08030"),
+                                              "flag-for-andorra": CIRCLE.format(colour="0018a8")}, None)
+    om = openmoji(tmp_path, {"1F600": CIRCLE.format(colour="fcea2b"), "1F355": CIRCLE.format(colour="f1b31c"),
+                             "1F1E6-1F1E9": CIRCLE.format(colour="0018a8")})
     out = tmp_path / "emoji"
     report = build_emoji_dataset(out, vendors=("google", "fluent", "openmoji", "emojione"), test_fraction=0.0,
                                  tarballs={"google": str(google), "fluent": str(fluent), "openmoji": str(om),
@@ -59,7 +63,7 @@ def test_each_set_joins_the_build_with_its_style_words_and_licence(tmp_path):
     rows = [json.loads(line) for line in (out / "train" / "metadata.jsonl").read_text().splitlines()]
     by = {(r["vendor"], r["emoji"]): r for r in rows}
     assert {("fluent", "1F600"), ("fluent", "1F44D-1F3FB"), ("openmoji", "1F600"), ("openmoji", "1F355"),
-            ("emojione", "1F600"), ("emojione", "1F355")} <= set(by)
+            ("emojione", "1F600"), ("emojione", "1F355"), ("emojione", "1F1E6-1F1E9")} <= set(by)
     assert not any(v == "fluent" and e == "1F355" for v, e in by), "a set without that emoji adds no image"
     assert "grinning face, outlined style" in by[("openmoji", "1F600")]["text"]
     assert "grinning face, flat gradient style" in by[("fluent", "1F600")]["text"]
@@ -69,7 +73,7 @@ def test_each_set_joins_the_build_with_its_style_words_and_licence(tmp_path):
     assert image.getpixel((32, 32))[2] < 100, "the yellow circle was drawn, on white"
     build = json.loads((out / "build.json").read_text())
     assert build["counts"]["per_vendor"] == {"google": build["counts"]["per_vendor"]["google"], "fluent": 2,
-                                             "openmoji": 2, "emojione": 2}
+                                             "openmoji": 3, "emojione": 3}
     assert build["sources"]["openmoji"]["image_license"] == "CC-BY-SA-4.0 (OpenMoji)"
     sources = (out / "SOURCES.md").read_text()
     assert "`openmoji`" in sources and "shared under the same licence" in sources and "Microsoft" in sources

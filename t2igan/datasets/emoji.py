@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..atomic import new_folder
-from .emoji_sets import SVG_SETS, SetError, drawing_for, rasterise, read_set
+from .emoji_sets import SVG_SETS, SetError, cldr_names, drawing_for, rasterise, read_set
 
 __all__ = [
     "EMOJI_SOURCES",
@@ -637,7 +637,8 @@ def _sources_md(vendors: list[str], versions: dict[str, str], use_emojilib: bool
     return "\n".join(lines)
 
 
-def _render_set(entries: list[dict], svgs: dict[str, str], name: str, resolution: int) -> dict[str, bytes]:
+def _render_set(entries: list[dict], svgs: dict[str, str], name: str, resolution: int,
+                names: dict[str, str] | None = None) -> dict[str, bytes]:
     """{emoji-datasource image file name: RGBA PNG} for every emoji (and skin tone) the SVG set draws."""
     images: dict[str, bytes] = {}
     for entry in entries:
@@ -652,7 +653,7 @@ def _render_set(entries: list[dict], svgs: dict[str, str], name: str, resolution
                 tone = skin_tone_words(skin) if skin else None
             except ValueError:
                 continue
-            svg = drawing_for(svgs, name, code, display, tone)
+            svg = drawing_for(svgs, name, code, display, tone, names)
             if svg is not None:
                 images[image] = rasterise(svg, resolution)
     return images
@@ -744,10 +745,22 @@ def build_emoji_dataset(
         data[v] = (entries, images)
         versions[v] = pkg_version or versions[v]
     listing = next(iter(data.values()))[0]  # the emoji list every SVG set is matched against
+    names = None  # CLDR names by code point, from OpenMoji's table: how EmojiOne names its icons
+    if "emojione" in vendors:
+        if "openmoji" in paths:
+            names_from = paths["openmoji"]
+        elif tarballs is not None:
+            names_from = Path(tarballs["openmoji"]) if tarballs.get("openmoji") else None
+        else:
+            names_from = _npm_pack(npm, SVG_SETS["openmoji"]["package"], SVG_SETS["openmoji"]["version"], cache)
+        try:
+            names = cldr_names(names_from) if names_from else None
+        except SetError as e:
+            raise EmojiBuildError(str(e)) from None
     for v in (v for v in vendors if v in SVG_SETS):
         try:
             svgs, versions[v] = read_set(paths[v], v)
-            data[v] = (listing, _render_set(listing, svgs, v, resolution))
+            data[v] = (listing, _render_set(listing, svgs, v, resolution, names))
         except SetError as e:
             raise EmojiBuildError(str(e)) from None
     skipped = {"malformed_entry": 0, "no_image": 0, "same_as_base": 0, "unreadable_image": 0}

@@ -50,6 +50,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("’", "").replace("'", "")).strip("-")
 
 
+def cldr_names(openmoji_path: str | Path) -> dict[str, str]:
+    """{code_key: CLDR short name} from OpenMoji's table ('1f355' → 'pizza'): EmojiOne names its icons by these."""
+    files = _members(Path(openmoji_path), "openmoji")
+    try:
+        table = json.loads(files["package/data/openmoji.json"])
+    except (KeyError, ValueError):
+        raise SetError(f"{Path(openmoji_path).name}: no readable package/data/openmoji.json") from None
+    return {code_key(e["hexcode"]): str(e["annotation"]) for e in table
+            if isinstance(e, dict) and e.get("hexcode") and e.get("annotation")}
+
+
 def read_set(path: str | Path, name: str) -> tuple[dict[str, str], str]:
     """(SVG documents keyed by code_key, or by slug for EmojiOne; the package version) from an npm tarball.
     Raises SetError if it is not that package or its licence is not the one recorded in SVG_SETS."""
@@ -111,8 +122,16 @@ def rasterise(svg: str, size: int) -> bytes:
 
 
 def drawing_for(svgs: dict[str, str], name: str, unified: str, display_name: str,
-                tone_words: str | None = None) -> str | None:
-    """The set's SVG for one emoji (a skin-tone variant when `tone_words` is given), or None if it has none."""
-    if name == "emojione":
-        return svgs.get(slug(f"{display_name} {tone_words}" if tone_words else display_name))
-    return svgs.get(code_key(unified))
+                tone_words: str | None = None, names: dict[str, str] | None = None) -> str | None:
+    """The set's SVG for one emoji (a skin-tone variant when `tone_words` is given), or None if it has none.
+    EmojiOne is looked up by the CLDR name of the code point (`names`, from cldr_names), then by the Unicode name."""
+    if name != "emojione":
+        return svgs.get(code_key(unified))
+    cldr = (names or {}).get(code_key(unified))
+    flag = f"flag for {cldr[len('flag: '):]}" if cldr and cldr.startswith("flag: ") else None  # EmojiOne's spelling
+    for label in (cldr, flag, display_name):
+        if label:
+            svg = svgs.get(slug(label)) or (svgs.get(slug(f"{label} {tone_words}")) if tone_words else None)
+            if svg is not None:
+                return svg
+    return None
