@@ -78,6 +78,7 @@ def test_each_set_joins_the_build_with_its_style_words_and_licence(tmp_path):
     sources = (out / "SOURCES.md").read_text()
     assert "`openmoji`" in sources and "shared under the same licence" in sources and "Microsoft" in sources
     assert report.vendors == ["google", "fluent", "openmoji", "emojione"]
+    assert "fluent (2), openmoji (3), emojione (3)" in report.summary()
 
 
 def test_a_package_under_another_licence_stops_the_build(tmp_path):

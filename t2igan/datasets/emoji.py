@@ -135,6 +135,7 @@ class EmojiBuildReport:
     seconds: float
     keywords: bool = False
     skipped: dict = field(default_factory=dict)
+    per_vendor: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         skipped = sum(self.skipped.values())
@@ -142,7 +143,8 @@ class EmojiBuildReport:
         return (
             f"emoji dataset at {self.out_dir}: {self.num_train} train / {self.num_test} test images "
             f"({self.num_concepts} concepts, {self.num_test_concepts} held out) from "
-            f"{', '.join(self.vendors)}{' + emojilib keywords' if self.keywords else ''}"
+            f"{', '.join(f'{v} ({self.per_vendor[v]})' if v in self.per_vendor else v for v in self.vendors)}"
+            f"{' + emojilib keywords' if self.keywords else ''}"
             f"{extra} in {self.seconds:.1f} s"
         )
 
@@ -857,6 +859,7 @@ def build_emoji_dataset(
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
         concepts = {r["base"] for rs in rows.values() for r in rs}
+        per_vendor = {v: sum(r["vendor"] == v for rs in rows.values() for r in rs) for v in vendors}
         test_concepts = {r["base"] for r in rows["test"]}
         use_kw = bool(keywords)
         if use_kw:
@@ -883,7 +886,7 @@ def build_emoji_dataset(
             "counts": {
                 "train": len(rows["train"]), "test": len(rows["test"]),
                 "concepts": len(concepts), "test_concepts": len(test_concepts),
-                "per_vendor": {v: sum(r["vendor"] == v for rs in rows.values() for r in rs) for v in vendors},
+                "per_vendor": per_vendor,
                 "skipped": skipped,
             },
             "seconds": round(seconds, 2),
@@ -900,4 +903,5 @@ def build_emoji_dataset(
         seconds=round(time.monotonic() - t0, 2),
         keywords=use_kw,
         skipped={k: n for k, n in skipped.items() if n},
+        per_vendor=per_vendor,
     )
