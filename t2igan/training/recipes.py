@@ -90,7 +90,7 @@ def configs_from_recipe(recipe: str | Path | dict, **settings) -> list[TrainConf
         per_stage = counts + [max(1, steps - sum(counts))]
     else:
         per_stage = [steps] * len(stages)
-    base = TrainConfig(**{k: v for k, v in settings.items()})
+    base = TrainConfig(**settings)
     root = base.run_path()
     configs, init = [], base.init
     for k, (stage, n) in enumerate(zip(stages, per_stage)):
