@@ -39,7 +39,6 @@ def average_models(base: str | os.PathLike, tuned: str | os.PathLike, out: str |
                     if not k.startswith("_") and a.config.get(k) != b.config.get(k))
     widened = differ == ["channels"] and _narrower(a.config.channels, b.config.channels)
     if widened:
-
         try:
             # the hidden units widening adds are unused in BASE's images: TUNED's there, so only used weights mix
             a = widen_generator(a, b.config.channels, seed=seed, hidden_from=b)

@@ -116,7 +116,8 @@ def cmd_generate(args) -> int:
     _check_output(args.output)
     pipe = _load(args)
     prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
-    images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation).images
+    images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation,
+                  style=args.style).images
     for p in _save(images, args.output, args.separate, args.upscale):
         print(p)
     return 0
@@ -131,7 +132,6 @@ def cmd_interpolate(args) -> int:
                               num_frames=args.frames, truncation=args.truncation).images
     out = Path(args.output)
     if out.suffix.lower() in (".gif", ".webp"):
-
         out.parent.mkdir(parents=True, exist_ok=True)
         save_animation(frames, out, args.upscale)
         print(out)
@@ -153,7 +153,8 @@ def cmd_info(args) -> int:
         index = json.loads((path / "model_index.json").read_text())
         gen = json.loads((path / "generator" / "config.json").read_text())
         info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
-                    resolution=gen.get("resolution"), default_truncation=default_truncation(path))
+                    resolution=gen.get("resolution"), default_truncation=default_truncation(path),
+                    styles=["any", *(index.get("styles") or [])])
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_whole(0), default=0, help="image k uses seed + k")
     g.add_argument("--truncation", type=float, default=None,
                    help="noise scale: lower = more typical, less varied (default: the model's, see `t2igan info`)")
+    g.add_argument("--style", default=None, help="one of the model's drawing styles (`t2igan info`), e.g. google")
     g.add_argument("--mix", default=None, help="a second prompt to blend in")
     g.add_argument("--mix-weight", type=float, default=0.5, help="weight of --mix in the blend (0..1)")
     g.add_argument("-o", "--output", default="t2igan.png")

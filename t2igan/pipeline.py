@@ -60,9 +60,10 @@ class T2IGANPipeline(DiffusionPipeline):
 
     def __init__(self, generator: Generator, text_encoder=None, tokenizer=None,
                  discriminator: Discriminator | None = None, text_encoder_id: str | None = DEFAULT_ENCODER,
-                 default_truncation: float = 1.0):
+                 default_truncation: float = 1.0, styles: list[str] | None = None):
         super().__init__()
         default_truncation = finite_number(default_truncation, "default_truncation", 0.0, 4.0)
+        styles = [str(s) for s in (styles or [])]
         if text_encoder is None or tokenizer is None:
             if not text_encoder_id:
                 raise ValueError("T2IGANPipeline needs a text encoder: pass text_encoder + tokenizer or text_encoder_id")
@@ -70,7 +71,7 @@ class T2IGANPipeline(DiffusionPipeline):
         self.register_modules(generator=generator, text_encoder=text_encoder, tokenizer=tokenizer,
                               discriminator=discriminator)
         self.register_to_config(text_encoder_id=portable_encoder_id(text_encoder_id),
-                                default_truncation=default_truncation)
+                                default_truncation=default_truncation, styles=styles)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self._text: TextEncoder | None = None
         dim = self.text.dim
@@ -86,6 +87,21 @@ class T2IGANPipeline(DiffusionPipeline):
         return self._text
 
     # ------------------------------------------------------------------ prompts and noise
+    def styled(self, prompt: Prompt, style: str | None) -> Prompt:
+        """The prompt in one of the drawing styles the model was trained on (`config.styles`): its captions said
+        the style in words ("grinning face, google style"), so asking for it is adding those words. None or 'any':
+        the prompt as it is, and seeds choose the style."""
+        if style in (None, "", "any"):
+            return prompt
+        known = list(self.config.get("styles") or [])
+        if style not in known:
+            raise ValueError(f"style '{style}' is not one this model was trained on (it knows: "
+                             f"{', '.join(['any', *known])})")
+        words = f", {style} style"
+        if isinstance(prompt, dict):
+            return {f"{p}{words}": w for p, w in prompt.items()}
+        return f"{prompt}{words}" if isinstance(prompt, str) else [f"{p}{words}" for p in prompt]
+
     def encode_prompt(self, prompt: Prompt) -> torch.Tensor:
         """Sentence embeddings [P, dim]; a dict {prompt: weight} is blended into one unit-norm embedding."""
         if isinstance(prompt, dict):
@@ -138,13 +154,15 @@ class T2IGANPipeline(DiffusionPipeline):
     def __call__(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
                  seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
                  latents: torch.Tensor | None = None,
-                 prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True):
+                 prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True,
+                 style: str | None = None):
         """Generate `num_images_per_prompt` images for each prompt.
 
         `truncation` scales the noise: below 1 trades variety for typical, cleaner images (None: the model's
         `default_truncation`). Same prompt, seed and
         device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
-        (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it).
+        (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it). `style`: one of
+        `config.styles` (see `styled`).
         """
         n = whole_number(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
         truncation = self._truncation(truncation)
@@ -154,7 +172,7 @@ class T2IGANPipeline(DiffusionPipeline):
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("give a prompt (or prompt_embeds)")
-            prompt_embeds = self.encode_prompt(prompt)
+            prompt_embeds = self.encode_prompt(self.styled(prompt, style))
         embeds = prompt_embeds.float().repeat_interleave(n, dim=0)
         if embeds.shape[0] > MAX_IMAGES:
             raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {embeds.shape[0]}")

@@ -240,3 +240,23 @@ def test_the_readmes_api_examples_run_as_written(app_env, tmp_path):
     status = wait_for_job(client, 120)
     assert status["state"] == "completed" and status["model"] == "readme-model" and status["mine"]
     shutil.rmtree(app_env["weights"] / "readme-model")
+
+
+def test_style_control_through_the_api(app_env):
+    """`style` is a keyword of /generate: 'any' by default; a style the model was not trained on is a message."""
+    from t2igan import T2IGANPipeline
+
+    styled = app_env["weights"] / "styled"
+    pipe = T2IGANPipeline.from_pretrained(app_env["weights"] / "tiny")
+    T2IGANPipeline(generator=pipe.generator, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                   styles=["flat"]).save_pretrained(styled)
+    client = app_env["client"]
+    args = dict(prompt="a red circle", seed=0, n=1, truncation=0.8, variation=0.0, mix_prompt="", mix_weight=0.5)
+    (plain, _), (flat, status) = (client.predict(**args, model="styled", api_name="/generate"),
+                                  client.predict(**args, model="styled", style="flat", api_name="/generate"))
+    assert len(flat) == 1 and "images in" in status
+    assert (np.asarray(Image.open(plain[0]["image"]), dtype=int)
+            != np.asarray(Image.open(flat[0]["image"]), dtype=int)).any(), "the style words change the image"
+    images, status = client.predict(**args, model="tiny", style="flat", api_name="/generate")
+    assert images == [] and "style 'flat' is not one this model was trained on (it knows: any)" in status
+    shutil.rmtree(styled)

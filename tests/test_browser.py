@@ -200,6 +200,22 @@ def test_random_seed_mixing_and_interpolation(page, served):
     page.screenshot(path=str(served["shots"] / "interpolate.png"), full_page=True)
 
 
+def test_style_list_redraws_in_that_style(page, served):
+    """The Style list offers the model's styles; picking one redraws the images."""
+    page.get_by_role("tab", name="Generate").click()
+    page.click("#style input")
+    options = page.locator("ul[role=listbox] li").all_inner_texts()
+    expected = ["any", "google", "twitter"] if (served["weights"] / "emoji-64").is_dir() else ["any"]
+    assert [o.replace("✓", "").strip() for o in options] == expected, options  # ✓ marks the current one
+    if len(expected) == 1:
+        page.keyboard.press("Escape")
+        return
+    before = gallery_srcs(page)
+    page.locator("ul[role=listbox] li", has_text="google").click()
+    wait_change(page, before)
+    assert "images in" in page.inner_text("#gen-status")
+
+
 def test_model_tab(page, served):
     page.get_by_role("tab", name="Model").click()
     page.click("#sheet-btn")

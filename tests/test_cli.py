@@ -117,3 +117,15 @@ def test_generate_draws_at_the_models_default_truncation_and_info_shows_it(tiny_
     capsys.readouterr()
     assert main(["info"]) == 0
     assert "default_truncation: 0.5" in capsys.readouterr().out
+
+
+def test_generate_in_a_style(tmp_path, tiny_pipe, capsys):
+    from t2igan import T2IGANPipeline
+    from t2igan.cli import main
+
+    T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder, tokenizer=tiny_pipe.tokenizer,
+                   styles=["flat"]).save_pretrained(tmp_path / "m")
+    assert main(["generate", "a cat", "--style", "flat", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "a.png")]) == 0
+    assert main(["generate", "a cat", "--style", "pixel", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "b.png")]) == 1
+    assert "style 'pixel' is not one this model was trained on (it knows: any, flat)" in capsys.readouterr().err
+    assert main(["info", "--model", str(tmp_path / "m")]) == 0 and "any, flat" in capsys.readouterr().out

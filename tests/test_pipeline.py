@@ -212,3 +212,21 @@ def test_default_truncation_is_the_models_and_travels_with_it(tiny_pipe, tmp_pat
     with pytest.raises(ValueError, match="default_truncation must be a number between 0.0 and 4.0, got -1"):
         T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder,
                        tokenizer=tiny_pipe.tokenizer, default_truncation=-1)
+
+
+def test_styles_the_model_was_trained_on_are_words_in_the_prompt(tiny_pipe, tmp_path):
+    from t2igan import T2IGANPipeline
+
+    assert tiny_pipe.styled("a cat", "any") == "a cat" and tiny_pipe.config.styles == []
+    with pytest.raises(ValueError, match="style 'google' is not one this model was trained on \\(it knows: any\\)"):
+        tiny_pipe("a cat", style="google")
+    styled = T2IGANPipeline(generator=tiny_pipe.generator, text_encoder=tiny_pipe.text_encoder,
+                            tokenizer=tiny_pipe.tokenizer, styles=["google", "twitter"])
+    assert styled.styled("a cat", "google") == "a cat, google style"
+    assert styled.styled({"a cat": 0.7, "a dog": 0.3}, "twitter") == {"a cat, twitter style": 0.7,
+                                                                      "a dog, twitter style": 0.3}
+    a = styled("a cat", seed=0, style="google", output_type="pt").images
+    b = styled("a cat, google style", seed=0, output_type="pt").images
+    assert torch.equal(a, b), "a style is its words"
+    styled.save_pretrained(tmp_path / "m")
+    assert T2IGANPipeline.from_pretrained(tmp_path / "m").config.styles == ["google", "twitter"]

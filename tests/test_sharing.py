@@ -299,7 +299,7 @@ def call_raw(port: int, api_name: str, data: list):
     return json.loads(payload)
 
 
-GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight"]
+GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style"]
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -317,7 +317,7 @@ GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "m
 def test_nan_inf_and_out_of_range_numbers_get_words_not_tracebacks(app_env, capfd, field, value, words):
     capfd.readouterr()
     args = dict(prompt="a red circle", model="tiny", seed=3, n=2, truncation=0.8, variation=0.0,
-                mix_prompt="a blue square" if field == "mix_weight" else "", mix_weight=0.5)
+                mix_prompt="a blue square" if field == "mix_weight" else "", mix_weight=0.5, style="any")
     args[field] = value
     images, status = call_raw(app_env["port"], "generate", [args[f] for f in GENERATE_FIELDS])
     assert images == [] and status.startswith("⚠️") and words in status, status
@@ -404,5 +404,5 @@ def test_every_endpoint_names_its_parameters(app_env):
                if not p.get("parameter_name") or p["parameter_name"].startswith("param_")]
     assert not unnamed, unnamed
     assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == [
-        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight"]
+        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style"]
     assert app_env["client"].predict(api_name="/train_status")["state"] in ("idle", "completed", "stopped")

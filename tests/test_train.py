@@ -555,3 +555,22 @@ def test_cli_train_writes_plain_progress_lines_to_a_log(tmp_path, shapes, capsys
     line = progress_line({"step": 5, "total": 10, "d": 1.0, "g": 2.0, "penalty": 0.01, "it_s": 0.5, "img_s": 16.0,
                           "eta_s": 7200.0})
     assert line == "step 5/10  D 1.000  G 2.000  gp 0.010  0.50 it/s (16 img/s)  2.0 h left"
+
+
+def test_a_model_knows_the_styles_its_captions_named(tmp_path, shapes):
+    """Captions like 'a red circle, flat style' make 'flat' a style of the model (pipe(..., style='flat')); a
+    fine-tune keeps its base's styles."""
+    from t2igan.training.state import styles_in
+
+    assert styles_in([["a cat, flat style", "a cat"], ["a dog, outlined style"], ["a cow"]]) == ["flat", "outlined"]
+    assert styles_in([["a, flat style"]] + [["b"]] * 199) == [], "a style on under 1 % of the images is noise"
+    lines = [json.loads(x) for x in (shapes / "metadata.jsonl").read_text().splitlines()]
+    for x in lines:
+        x["text"] = x["text"] + [f"{x['text'][0]}, flat style"]
+    (shapes / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    train(cfg(tmp_path, shapes, steps=1))
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.config.styles == ["flat"] and pipe("a red circle", style="flat", seed=0).images
+    plain = make_shapes_folder(tmp_path / "plain")
+    train(cfg(tmp_path / "ft", plain, steps=1, init=str(tmp_path / "model"), keep=0.0))
+    assert T2IGANPipeline.from_pretrained(tmp_path / "ft" / "model").config.styles == ["flat"]

@@ -131,7 +131,7 @@ def save_model(run: Run) -> None:
     generator.load_state_dict(run.G_ema.state_dict())
     T2IGANPipeline(generator=generator.eval(), discriminator=copy.deepcopy(run.D_plain).cpu().eval(),
                    text_encoder=run.encoder.model, tokenizer=run.encoder.tokenizer, text_encoder_id=run.encoder_id,
-                   default_truncation=run.default_truncation).save_pretrained(run.cfg.out)
+                   default_truncation=run.default_truncation, styles=run.styles).save_pretrained(run.cfg.out)
     run.emit({"type": "saved", "path": str(run.cfg.out), "step": run.step})
 
 

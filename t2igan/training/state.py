@@ -6,7 +6,8 @@ import copy
 import json
 import os
 import random
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +58,7 @@ class Run:
     G_init: Generator | None = None
     keep: float = 0.0
     keep_table: torch.Tensor | None = None
+    styles: list[str] = field(default_factory=list)
     step: int = 0
     start_step: int = 0
 
@@ -129,7 +131,7 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     if not cfg.resume and (folder / CHECKPOINT).is_file():  # never overwrite a run by accident
         raise ValueError(f"{folder} already holds a training run ({CHECKPOINT}): continue it with --resume "
                          f"(resume=True), or train into another run folder (--run-dir)")
-    G, D, encoder, encoder_id, default_truncation, grown = _models(cfg, log)
+    G, D, encoder, encoder_id, default_truncation, grown, styles = _models(cfg, log)
     G.train(), D.train()
     if cfg.channels_last:
         _to_channels_last(acc.device, G, D)
@@ -141,6 +143,7 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                                                               min_pairs=cfg.min_pairs, group_by=cfg.balance_by))
     emit({"type": "dataset", "report": report.to_dict(), "summary": report.summary()}) if main else None
     captions = data.unique_captions()
+    styles = styles if cfg.init else styles_in(data.captions)  # a fine-tune draws in its base's styles
     row_of = {c: i for i, c in enumerate(captions)}
     caption_rows = [[row_of[c] for c in caps] for caps in data.captions]
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
@@ -198,7 +201,8 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                sampler=sampler, caption_rows=caption_rows, text_table=text_table.to(dev),
                sample_prompts=cfg.sample_prompts or spread + others[:2], batch_size=batch_size, precision=precision,
                P=P, opt_p=opt_p, G_init=G_init.to(dev) if G_init is not None else None, keep=keep,
-               keep_table=keep_table.to(dev) if keep_table is not None else None, step=step, start_step=step)
+               keep_table=keep_table.to(dev) if keep_table is not None else None, styles=styles, step=step,
+               start_step=step)
 
 
 def _models(cfg: TrainConfig, log):
@@ -210,7 +214,7 @@ def _models(cfg: TrainConfig, log):
         G = Generator(resolution=size, z_dim=cfg.z_dim, text_dim=encoder.dim, cond_dim=cfg.cond_dim,
                       channels=cfg.g_channels, upsample=cfg.upsample)
         D = Discriminator(resolution=size, text_dim=encoder.dim, cond_dim=cfg.cond_dim, channels=cfg.d_channels)
-        return G, D, encoder, cfg.encoder, 1.0, False  # a local encoder folder is stored in the model folder
+        return G, D, encoder, cfg.encoder, 1.0, False, []  # a local encoder folder is stored in the model folder
 
     init = T2IGANPipeline.from_pretrained(resolve_model(cfg.init))
     G, D = init.generator, init.discriminator
@@ -230,7 +234,21 @@ def _models(cfg: TrainConfig, log):
         log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
     _report_ignored_architecture(cfg, G, D, log)
     grown = (G.config.resolution, list(G.config.channels)) != shape
-    return G, D, init.text, encoder_id, init.config.get("default_truncation", 1.0), grown
+    return (G, D, init.text, encoder_id, init.config.get("default_truncation", 1.0), grown,
+            list(init.config.get("styles") or []))
+
+
+STYLE_CAPTION = re.compile(r".+, ([a-z][a-z ]{0,30}) style")
+
+
+def styles_in(captions: list[list[str]], share: float = 0.01) -> list[str]:
+    """The drawing styles the captions name ("grinning face, google style" → 'google'), each on at least `share`
+    of the images: what `pipe(prompt, style=...)` can ask a model trained on them for."""
+    count: dict[str, int] = {}
+    for caps in captions:
+        for style in {m.group(1) for c in caps for m in [STYLE_CAPTION.fullmatch(c)] if m}:
+            count[style] = count.get(style, 0) + 1
+    return sorted(s for s, n in count.items() if n >= max(1, share * len(captions)))
 
 
 def _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, P, opt_p, acc, log) -> int:

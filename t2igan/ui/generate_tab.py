@@ -1,6 +1,7 @@
 """Generate tab: prompt → images, live on slider release; interpolation strip + GIF."""
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -10,7 +11,7 @@ import torch
 from ..images import save_animation
 from ..pipeline import SEED_MAX, finite_number, whole_number
 from ..text import EncoderNotAvailable
-from ..weights import NoModelError, default_truncation, list_models
+from ..weights import NoModelError, default_truncation, list_models, resolve_model
 from .inputs import number, slider
 from .messages import refusal
 from .state import Studio, describe_pipeline, private_file
@@ -21,7 +22,7 @@ USER_ERRORS = (NoModelError, EncoderNotAvailable, ValueError, OSError)
 
 
 def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation, variation, mix_prompt: str,
-             mix_weight) -> tuple[list, str]:
+             mix_weight, style: str | None = None) -> tuple[list, str]:
     """The Generate button and every slider: returns (images, status line)."""
     try:
         seed = whole_number(seed, "seed", 0, SEED_MAX)
@@ -34,7 +35,8 @@ def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation
         else:
             text = prompt
         t0 = time.perf_counter()
-        images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation).images
+        images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation,
+                      style=style).images
         ms = (time.perf_counter() - t0) * 1000
         labels = [f"seed {seed} · variation {k}" if variation else f"seed {seed + k}" for k in range(len(images))]
         return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {describe_pipeline(name, pipe)}"
@@ -58,6 +60,15 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
         return [], None, refusal("interpolate", e)
 
 
+def model_styles(model: str | None) -> list[str]:
+    """'any' and the drawing styles the model's captions named (its model_index.json), read without loading it."""
+    try:
+        index = json.loads((resolve_model(model, allow_paths=False) / "model_index.json").read_text())
+    except (NoModelError, ValueError, OSError):
+        return ["any"]
+    return ["any", *(index.get("styles") or [])]
+
+
 def build(studio: Studio) -> dict:
     """Lay out the tab; returns the components other tabs update (the model dropdown)."""
     models = list_models()
@@ -77,6 +88,10 @@ def build(studio: Studio) -> dict:
         variation = slider(0.0, 1.0, value=0.0, step=0.02,
                               label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
                               elem_id="variation")
+    # any model's styles are accepted from the API (the pipeline says which a model knows); the list follows the model
+    style = gr.Dropdown(model_styles(models[0] if models else None), value="any", elem_id="style",
+                        allow_custom_value=True,
+                        label="Style (the drawing styles this model was trained on; any: the seed chooses)")
     with gr.Accordion("Prompt mixing", open=False):
         with gr.Row():
             mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3, elem_id="mix-prompt")
@@ -87,11 +102,11 @@ def build(studio: Studio) -> dict:
     gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
                          format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
 
-    inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight]
+    inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style]
 
     def run(prompt: str, model: str | None, seed: float, n: float, truncation: float, variation: float,
-            mix_prompt: str, mix_weight: float):
-        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight)
+            mix_prompt: str, mix_weight: float, style: str = "any"):
+        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style)
 
     go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
     prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
@@ -101,7 +116,11 @@ def build(studio: Studio) -> dict:
     seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    model.change(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    model.change(lambda m: gr.update(choices=model_styles(m), value="any"), model, style,
+                 api_visibility="private").then(run, inputs, [gallery, status], api_visibility="private",
+                                                 concurrency_id="gen")
+    style.input(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
+                 trigger_mode="always_last", show_progress="hidden")
 
     with gr.Accordion("Interpolate", open=False):
         with gr.Row():
