@@ -42,6 +42,8 @@ from .weights import (
     list_encoders,
     list_models,
     load_pipeline,
+    model_index,
+    model_styles,
     resolve_model,
     weights_dir,
 )
@@ -150,11 +152,11 @@ def cmd_info(args) -> int:
             "encoders": list_encoders()}
     try:
         path = resolve_model(args.model)
-        index = json.loads((path / "model_index.json").read_text())
+        index = model_index(path)
         gen = json.loads((path / "generator" / "config.json").read_text())
         info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
                     resolution=gen.get("resolution"), default_truncation=default_truncation(path),
-                    styles=["any", *(index.get("styles") or [])])
+                    styles=model_styles(path))
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():

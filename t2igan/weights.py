@@ -125,11 +125,26 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
     return (pipe, version) if with_version else pipe
 
 
-def default_truncation(model: str | os.PathLike | None = None) -> float:
-    """The noise scale a model draws with when none is asked for (its model_index.json; 1.0 if unset or unreadable),
-    read without loading the model, e.g. to set the app's slider."""
+def model_index(model: str | os.PathLike | None = None, allow_paths: bool = True) -> dict:
+    """A model folder's model_index.json (its settings: default truncation, styles, text encoder), read without
+    loading the model; {} if it cannot be read."""
     try:
-        value = float(json.loads((resolve_model(model) / "model_index.json").read_text()).get("default_truncation", 1.0))
-    except (OSError, ValueError, TypeError, AttributeError):
+        index = json.loads((resolve_model(model, allow_paths=allow_paths) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def default_truncation(model: str | os.PathLike | None = None) -> float:
+    """The noise scale a model draws with when none is asked for (1.0 if unset or unreadable), e.g. for the app's
+    slider."""
+    try:
+        value = float(model_index(model).get("default_truncation", 1.0))
+    except (TypeError, ValueError):
         return 1.0
     return value if math.isfinite(value) and 0.0 <= value <= 4.0 else 1.0
+
+
+def model_styles(model: str | os.PathLike | None = None, allow_paths: bool = True) -> list[str]:
+    """'any' and the drawing styles the model's captions named (what `pipe(..., style=...)` accepts)."""
+    return ["any", *(model_index(model, allow_paths).get("styles") or [])]

@@ -1,7 +1,6 @@
 """Generate tab: prompt → images, live on slider release; interpolation strip + GIF."""
 from __future__ import annotations
 
-import json
 import random
 import time
 
@@ -11,7 +10,7 @@ import torch
 from ..images import save_animation
 from ..pipeline import SEED_MAX, finite_number, whole_number
 from ..text import EncoderNotAvailable
-from ..weights import NoModelError, default_truncation, list_models, resolve_model
+from ..weights import NoModelError, default_truncation, list_models, model_styles
 from .inputs import number, slider
 from .messages import refusal
 from .state import Studio, describe_pipeline, private_file
@@ -60,15 +59,6 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
         return [], None, refusal("interpolate", e)
 
 
-def model_styles(model: str | None) -> list[str]:
-    """'any' and the drawing styles the model's captions named (its model_index.json), read without loading it."""
-    try:
-        index = json.loads((resolve_model(model, allow_paths=False) / "model_index.json").read_text())
-    except (NoModelError, ValueError, OSError):
-        return ["any"]
-    return ["any", *(index.get("styles") or [])]
-
-
 def build(studio: Studio) -> dict:
     """Lay out the tab; returns the components other tabs update (the model dropdown)."""
     models = list_models()
@@ -89,8 +79,8 @@ def build(studio: Studio) -> dict:
                               label="Variation (0 = seeds seed…seed+n-1; >0 = small moves around this seed)",
                               elem_id="variation")
     # any model's styles are accepted from the API (the pipeline says which a model knows); the list follows the model
-    style = gr.Dropdown(model_styles(models[0] if models else None), value="any", elem_id="style",
-                        allow_custom_value=True,
+    style = gr.Dropdown(model_styles(models[0], allow_paths=False) if models else ["any"], value="any",
+                        elem_id="style", allow_custom_value=True,
                         label="Style (the drawing styles this model was trained on; any: the seed chooses)")
     with gr.Accordion("Prompt mixing", open=False):
         with gr.Row():
@@ -116,7 +106,7 @@ def build(studio: Studio) -> dict:
     seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    model.change(lambda m: gr.update(choices=model_styles(m), value="any"), model, style,
+    model.change(lambda m: gr.update(choices=model_styles(m, allow_paths=False), value="any"), model, style,
                  api_visibility="private").then(run, inputs, [gallery, status], api_visibility="private",
                                                  concurrency_id="gen")
     style.input(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
