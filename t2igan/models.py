@@ -3,11 +3,11 @@
 Generator (read top to bottom like the paper's figure):
 
     sentence e (unit norm) ──×√d──► TextMap ─► t ─┐
-    noise z ~ N(0, I)·truncation ─────────────────┴─► c = [z, t]
-    c ─► Linear ─► 4×4 ─► [up ×2 ─► Fuse(c) ─► conv ─► Fuse(c) ─► conv  (+ skip)] × n ─► LReLU ─► conv ─► tanh ─► RGB
+    noise z ~ N(0, I)·truncation ─────────────────┴─► c_k = [z, t_k]   for each level k (t_k = t for a plain prompt)
+    c_0 ─► Linear ─► 4×4 ─► [up ×2 ─► Fuse(c_k) ─► conv ─► Fuse(c_k) ─► conv  (+ skip)] k = 1…n ─► LReLU ─► conv ─► tanh
 
-Every Fuse is two per-channel affine modulations predicted from c (DF-GAN's DFBlock), so the prompt steers every
-resolution. The sentence vector is scaled to unit variance per element before its learned map: a raw unit-norm
+Every Fuse is two per-channel affine modulations predicted from c_k (DF-GAN's DFBlock), so the prompt steers every
+resolution; one condition per level (latent.py) lets the coarse levels follow one prompt and the fine ones another. The sentence vector is scaled to unit variance per element before its learned map: a raw unit-norm
 384-d vector beside N(0, I) noise is drowned out and the generator learns to ignore the text.
 
 Discriminator:
@@ -124,16 +124,31 @@ class Generator(SerialBuild, ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(UpBlock(c_dim, a, b, upsample) for a, b in zip(channels[:-1], channels[1:]))
         self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
 
-    def condition(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """The code c = [z, TextMap(e)] that every block is modulated by."""
-        return torch.cat([z, self.text_map(e)], dim=1)
+    @property
+    def levels(self) -> int:
+        """How many levels read a condition: the 4×4 stem, then one per up-sampling block (coarse to fine)."""
+        return len(self.blocks) + 1
+
+    def conditions(self, e: torch.Tensor) -> torch.Tensor:
+        """Sentence embeddings [B, text_dim] → the per-level conditions [B, levels, cond_dim] of a plain prompt
+        (every level reads the same text code)."""
+        return self.text_map(e)[:, None, :].expand(-1, self.levels, -1)
+
+    def synthesize(self, z: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """(noise [B, z_dim], conditions [B, levels, cond_dim]) → image. Level k is modulated by [z, conditions[:, k]],
+        so each level can follow its own prompt (latent.py)."""
+        if conditions.dim() != 3 or conditions.shape[1] != self.levels:
+            raise ValueError(f"this generator reads {self.levels} levels of conditions, got {tuple(conditions.shape)}")
+        c = [torch.cat([z, conditions[:, k]], dim=1) for k in range(self.levels)]
+        x = self.stem(c[0]).view(z.shape[0], -1, 4, 4)
+        for block, c_k in zip(self.blocks, c[1:]):
+            x = block(x, c_k)
+        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
 
     def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        c = self.condition(z, e)
-        x = self.stem(c).view(z.shape[0], -1, 4, 4)
-        for block in self.blocks:
-            x = block(x, c)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        """(noise, sentence embeddings) → image. e [B, text_dim]: every level reads the same prompt; e [B, levels,
+        text_dim]: level k reads e[:, k] (training's mixing regularisation goes through here, so DDP sees it)."""
+        return self.synthesize(z, self.text_map(e) if e.dim() == 3 else self.conditions(e))
 
 
 class DownBlock(nn.Module):

@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 
 from .atomic import new_folder, recover_interrupted_save
+from .latent import Latent
 from .model_lock import MODEL_LOCK
 from .models import Discriminator, Generator
 from .text import DEFAULT_ENCODER, TextEncoder, load_encoder_parts, portable_encoder_id
@@ -153,7 +155,7 @@ class T2IGANPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
                  seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
-                 latents: torch.Tensor | None = None,
+                 latents: torch.Tensor | Latent | None = None,
                  prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True,
                  style: str | None = None):
         """Generate `num_images_per_prompt` images for each prompt.
@@ -163,12 +165,34 @@ class T2IGANPipeline(DiffusionPipeline):
         device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
         (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it). `style`: one of
         `config.styles` (see `styled`).
+
+        `latents`: a noise tensor [images, z_dim] (diffusers' meaning: drawn with the prompt, scaled by truncation),
+        or a `Latent` (noise + one condition per level, from `latent()`, `Latent.mix` or a file): drawn as it is,
+        without a prompt; a `truncation` given with it scales its noise once more.
         """
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if isinstance(latents, Latent):
+            if len(latents) > MAX_IMAGES:
+                raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {len(latents)}")
+            scale = 1.0 if truncation is None else finite_number(truncation, "truncation", 0.0, 4.0)
+            latent = Latent(latents.noise * scale, latents.conditions)
+        else:
+            latent = self.latent(prompt, num_images_per_prompt, generator=generator, seed=seed, truncation=truncation,
+                                 variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style)
+        return self._output(self.render(latent), output_type, return_dict)
+
+    @torch.no_grad()
+    def latent(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
+               seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
+               noise: torch.Tensor | None = None, prompt_embeds: torch.Tensor | None = None,
+               style: str | None = None) -> Latent:
+        """The `Latent` that `__call__` with the same arguments draws: the noise (truncation applied) and the prompt's
+        condition at every level. Mix two with `Latent.mix` to take the layout from one prompt and the details from
+        another, then draw with `pipe(latents=...)`."""
         n = whole_number(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
         truncation = self._truncation(truncation)
         variation = finite_number(variation, "variation", 0.0, 4.0)
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("give a prompt (or prompt_embeds)")
@@ -176,12 +200,12 @@ class T2IGANPipeline(DiffusionPipeline):
         embeds = prompt_embeds.float().repeat_interleave(n, dim=0)
         if embeds.shape[0] > MAX_IMAGES:
             raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {embeds.shape[0]}")
-        if latents is None:
-            latents = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed, variation=variation)
-        elif latents.shape != (embeds.shape[0], self.generator.config.z_dim):
-            raise ValueError(f"latents must have shape {(embeds.shape[0], self.generator.config.z_dim)}, got {tuple(latents.shape)}")
-        images = self._render(latents * truncation, embeds)
-        return self._output(images, output_type, return_dict)
+        z_dim = self.generator.config.z_dim
+        if noise is None:
+            noise = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed, variation=variation)
+        elif tuple(noise.shape) != (embeds.shape[0], z_dim):
+            raise ValueError(f"latents must have shape {(embeds.shape[0], z_dim)}, got {tuple(noise.shape)}")
+        return Latent(noise.float() * truncation, self._conditions(embeds))
 
     def _truncation(self, truncation: float | None) -> float:
         """The call's noise scale, or the model's default when the call gives none."""
@@ -189,13 +213,29 @@ class T2IGANPipeline(DiffusionPipeline):
             truncation = self.config.get("default_truncation", 1.0)
         return finite_number(truncation, "truncation", 0.0, 4.0)
 
-    def _render(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        dev = self.generator.device
+    def _conditions(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Sentence embeddings → per-level conditions [B, levels, cond_dim] (on the CPU, in fp32)."""
+        with self._eval():
+            return self.generator.conditions(embeds.to(self.generator.device, self.generator.dtype)).float().cpu()
+
+    def render(self, latent: Latent) -> torch.Tensor:
+        """A Latent → images in [-1, 1], [B, 3, H, W] on the CPU."""
+        if latent.levels != self.generator.levels or latent.noise.shape[1] != self.generator.config.z_dim:
+            raise ValueError(f"this latent (noise {tuple(latent.noise.shape[1:])}, {latent.levels} levels) does not "
+                             f"fit this model (noise ({self.generator.config.z_dim},), {self.generator.levels} levels)")
+        latent = latent.to(self.generator.device, self.generator.dtype)
+        with self._eval():
+            return self.generator.synthesize(latent.noise, latent.conditions).float().cpu()
+
+    @contextmanager
+    def _eval(self):
+        """The generator in eval mode for the block (a training job may hold it in train mode)."""
         was_training = self.generator.training
         self.generator.eval()
-        out = self.generator(z.to(dev, self.generator.dtype), e.to(dev, self.generator.dtype)).float()
-        self.generator.train(was_training)
-        return out
+        try:
+            yield
+        finally:
+            self.generator.train(was_training)
 
     def _output(self, images: torch.Tensor, output_type: str, return_dict: bool):
         images = self.image_processor.postprocess(images.cpu(), output_type=output_type)
@@ -217,7 +257,7 @@ class T2IGANPipeline(DiffusionPipeline):
         ts = [k / (n - 1) for k in range(n)]
         e = torch.cat([slerp(e_a, e_b, t) for t in ts])
         z = torch.cat([slerp(z_a, z_b, t) for t in ts])
-        return self._output(self._render(z * truncation, e), output_type, return_dict)
+        return self._output(self.render(Latent(z * truncation, self._conditions(e))), output_type, return_dict)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, include_text_encoder: bool | None = None, **kwargs):

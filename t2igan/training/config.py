@@ -38,6 +38,8 @@ class TrainConfig:
     gp_every: int = 4                           # lazy regularisation: every k D steps, weight × k
     augment: str = "translation,cutout"         # DiffAugment policy; add 'color' only if colours don't matter
     mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
+    mixing: float = 0.25                        # share of G's images whose fine levels read another caption (StyleGAN's
+                                                # mixing regularisation: coarse/fine prompts stay coherent); 0 = off
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -104,6 +106,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("keep needs init: it holds the init model's images for prompts outside the data")
     if cfg.keep_prompts is not None and not [p for p in cfg.keep_prompts if isinstance(p, str) and p.strip()]:
         raise ValueError("keep_prompts is empty: give prompts, or leave it unset for the default sheet prompts")
+    if not (isinstance(cfg.mixing, (int, float)) and 0 <= cfg.mixing <= 0.5):
+        raise ValueError(f"mixing must be a share from 0 to 0.5 of the batch, got {cfg.mixing!r}")
     if cfg.upsample not in UPSAMPLE:
         raise ValueError(f"upsample must be one of {UPSAMPLE}, got {cfg.upsample!r}")
     if cfg.batch_size < 2:

@@ -20,7 +20,7 @@ import torch
 from ..augment import diff_augment, parse_policy
 from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
-from .losses import Adversarial, CriticLoss, Keep, ModeSeeking, blend_prompts
+from .losses import Adversarial, CriticLoss, Keep, MixLevels, ModeSeeking, blend_prompts
 from .state import prepare_run
 
 Progress = Callable[[dict], None]
@@ -38,7 +38,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     acc, dev, G, D, P = run.acc, run.device, run.G, run.D, run.P
     policy, z_dim = parse_policy(cfg.augment), run.z_dim
     critic_loss = CriticLoss(cfg.gp_weight, cfg.gp_power, cfg.gp_every, run.autocast)
-    adversarial, mode_seeking, keep = Adversarial(), ModeSeeking(), Keep()
+    adversarial, mode_seeking, keep, mix_levels = Adversarial(), ModeSeeking(), Keep(), MixLevels(cfg.mixing)
+    levels = acc.unwrap_model(G).levels
     critics = [(1.0, run.D_plain)] + ([(cfg.feature_critic_weight, run.P_plain)] if P is not None else [])
 
     def pick_captions(idx: torch.Tensor) -> torch.Tensor:
@@ -84,18 +85,21 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             # ---- G step: fool the critics on (G(z, caption), caption), in one forward pass (DDP-friendly) with
             #      - mode seeking: on a quarter of the batch a second noise for the same caption (MSGAN), so that
             #        different noise gives different images instead of one image per prompt;
-            #      - keep (fine-tunes): as many prompts from outside the data (blends of two), drawn as the init did
+            #      - keep (fine-tunes): as many prompts from outside the data (blends of two), drawn as the init did;
+            #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels)
             for _, critic in critics:
                 critic.requires_grad_(False)
             q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
             k = real.shape[0] if run.G_init is not None else 0
             z2, z_keep = torch.randn(q, z_dim, device=dev), torch.randn(k, z_dim, device=dev)
             e_keep = blend_prompts(run.keep_table, k) if k else e[:0]
+            e_levels, e_judged = mix_levels(e, levels)
+            per_level = lambda x: x[:, None, :].expand(-1, levels, -1)  # noqa: E731 (a plain prompt at every level)
             n = real.shape[0]
             with run.autocast():
-                out = G(torch.cat([z, z2, z_keep]), torch.cat([e, e[:q], e_keep]))
+                out = G(torch.cat([z, z2, z_keep]), torch.cat([e_levels, per_level(e[:q]), per_level(e_keep)]))
                 fake, fake2, kept = out[:n], out[n : n + q], out[n + q :]
-                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e)}
+                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e_judged)}
             g["mode_seeking"] = mode_seeking(fake[:q], fake2, z[:q], z2) if q else torch.zeros((), device=dev)
             if k:
                 with torch.no_grad(), run.autocast():

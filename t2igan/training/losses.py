@@ -2,7 +2,8 @@
 
 Critic (the discriminator, and the feature critic alike): DF-GAN's hinge on three kinds of pair, with the
 matching-aware gradient penalty on real pairs. Generator: the adversarial term against every critic, plus the extra
-terms a recipe turns on (mode seeking, keep).
+terms a recipe turns on (mode seeking, keep) and the
+mixing regularisation of per-level conditions.
 """
 from __future__ import annotations
 
@@ -75,6 +76,33 @@ class Keep:
 
     def __call__(self, images: torch.Tensor, base_images: torch.Tensor) -> torch.Tensor:
         return (images.float() - base_images.float()).abs().mean()
+
+
+class MixLevels:
+    """StyleGAN's mixing regularisation, for text: on a share of the batch the coarse levels (below a random split)
+    read the image's caption and the fine levels another image's caption, so that "layout from one prompt, details
+    from another" (latent.py) draws a coherent picture. The critics have no notion of such a pair, so a mixed image is
+    judged against the blend of its two captions, weighted by how many levels each drove."""
+
+    def __init__(self, share: float):
+        self.share = share
+
+    def __call__(self, e: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions [B, dim] → (per-level captions [B, levels, dim] for G, the captions to judge G's images by)."""
+        n, m = len(e), round(len(e) * self.share)
+        per_level = e[:, None, :].repeat(1, levels, 1)
+        if m == 0 or levels < 2:
+            return per_level, e
+        rows = torch.arange(n - m, n, device=e.device)  # the last rows: mode seeking uses the first ones
+        other = e[(rows + torch.randint(1, n, (m,), device=e.device)) % n]
+        split = torch.randint(1, levels, (m,), device=e.device)
+        fine = torch.arange(levels, device=e.device)[None, :] >= split[:, None]
+        per_level[rows] = torch.where(fine[..., None], other[:, None, :], e[rows][:, None, :])
+        w = (split.float() / levels)[:, None]
+        blend = w * e[rows] + (1 - w) * other
+        judged = e.clone()
+        judged[rows] = blend / blend.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        return per_level, judged
 
 
 def blend_prompts(table: torch.Tensor, k: int) -> torch.Tensor:

@@ -1,0 +1,91 @@
+"""Latent: noise + one condition per generator level — drawing, mixing levels, files, and the training regulariser."""
+import pytest
+import torch
+
+from t2igan import Generator, Latent
+from t2igan.training.losses import MixLevels
+
+from conftest import TINY_G
+
+
+def test_a_prompts_latent_draws_what_the_prompt_draws(tiny_pipe):
+    latent = tiny_pipe.latent("a red apple", num_images_per_prompt=2, seed=3, truncation=0.7)
+    assert latent.noise.shape == (2, TINY_G["z_dim"])
+    assert latent.conditions.shape == (2, tiny_pipe.generator.levels, TINY_G["cond_dim"])
+    assert torch.equal(latent.conditions[:, 0], latent.conditions[:, -1])  # a plain prompt: one condition everywhere
+    direct = tiny_pipe("a red apple", num_images_per_prompt=2, seed=3, truncation=0.7, output_type="pt").images
+    drawn = tiny_pipe(latents=latent, output_type="pt").images
+    assert torch.allclose(direct, drawn, atol=1e-6)
+    # a truncation given with a Latent scales its noise once more
+    halved = tiny_pipe(latents=latent, truncation=0.5, output_type="pt").images
+    again = tiny_pipe("a red apple", num_images_per_prompt=2, seed=3, truncation=0.35, output_type="pt").images
+    assert torch.allclose(halved, again, atol=1e-6)
+
+
+def test_levels_can_follow_different_prompts(tiny_pipe):
+    torch.manual_seed(0)
+    for p in tiny_pipe.generator.parameters():  # the tiny model's modulations start as the identity: wake them up
+        p.data += 0.05 * torch.randn_like(p)
+    a = tiny_pipe.latent("a red apple", seed=1)
+    b = tiny_pipe.latent("a blue car", seed=2)
+    levels = tiny_pipe.generator.levels
+    draw = lambda x: tiny_pipe(latents=x, output_type="pt").images  # noqa: E731
+    assert torch.allclose(draw(Latent.mix(a, b, levels)), draw(a))
+    # split 0: every level reads b's prompt, with a's noise
+    assert torch.allclose(draw(Latent.mix(a, b, 0)), draw(Latent(a.noise, b.conditions)))
+    mixed = draw(Latent.mix(a, b, 2))
+    assert (mixed - draw(a)).abs().mean() > 1e-3 and (mixed - draw(Latent(a.noise, b.conditions))).abs().mean() > 1e-3
+    # the generator's own per-level input gives the same picture as the Latent
+    e = tiny_pipe.encode_prompt(["a red apple", "a blue car"])
+    per_level = torch.stack([e[0]] * 2 + [e[1]] * (levels - 2))[None]
+    with torch.no_grad():
+        assert torch.allclose((tiny_pipe.generator.eval()(a.noise, per_level) + 1) / 2, mixed, atol=1e-5)
+
+
+def test_latents_that_do_not_fit_are_refused(tiny_pipe):
+    latent = tiny_pipe.latent("a cat")
+    with pytest.raises(ValueError, match="levels"):
+        tiny_pipe(latents=Latent(latent.noise, latent.conditions[:, :2]))
+    with pytest.raises(ValueError, match="split"):
+        Latent.mix(latent, latent, 99)
+    with pytest.raises(ValueError, match="same B"):
+        Latent(torch.zeros(2, 4), torch.zeros(3, 2, 4))
+
+
+def test_latent_files_round_trip_and_bad_files_are_named(tiny_pipe, tmp_path):
+    latent = tiny_pipe.latent(["a cat", "a dog"], seed=4)
+    path = latent.save(tmp_path / "cat.safetensors", {"model": "tiny", "prompt": "a cat"})
+    back, meta = Latent.load(path)
+    assert torch.equal(back.noise, latent.noise) and torch.equal(back.conditions, latent.conditions)
+    assert meta["model"] == "tiny" and meta["prompt"] == "a cat"
+    assert [p.name for p in tmp_path.iterdir()] == ["cat.safetensors"]  # no temp file left beside it
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="junk.safetensors is not a readable latent"):
+        Latent.load(tmp_path / "junk.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"noise": torch.zeros(1, 2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="other.safetensors is not a t2igan latent"):
+        Latent.load(tmp_path / "other.safetensors")
+
+
+def test_mixing_regulariser_mixes_the_last_rows_only():
+    torch.manual_seed(0)
+    e = torch.nn.functional.normalize(torch.randn(8, 6), dim=1)
+    per_level, judged = MixLevels(0.25)(e, levels=5)
+    assert per_level.shape == (8, 5, 6)
+    assert torch.equal(per_level[:6], e[:6, None].expand(-1, 5, -1)) and torch.equal(judged[:6], e[:6])
+    for row in (6, 7):
+        assert torch.equal(per_level[row, 0], e[row])                  # the coarsest level keeps the caption
+        assert not torch.equal(per_level[row, -1], e[row])             # the finest reads another image's caption
+        assert abs(judged[row].norm().item() - 1) < 1e-5 and not torch.equal(judged[row], e[row])
+    unmixed, same = MixLevels(0.0)(e, levels=5)
+    assert torch.equal(unmixed, e[:, None].expand(-1, 5, -1)) and torch.equal(same, e)
+
+
+def test_generator_reads_per_level_sentences_like_one():
+    torch.manual_seed(0)
+    G = Generator(**TINY_G).eval()
+    z, e = torch.randn(3, TINY_G["z_dim"]), torch.randn(3, 384)
+    with torch.no_grad():
+        assert torch.allclose(G(z, e), G(z, e[:, None].expand(-1, G.levels, -1)), atol=1e-6)
