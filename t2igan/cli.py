@@ -1,5 +1,5 @@
 """`t2igan` command line: generate | interpolate | sheet | info | bench | app | train | eval | evaluator | features |
-data | export | average. Each subcommand calls the library; nothing here that Python cannot do."""
+data | export | average | video | directions. Each subcommand calls the library; nothing here that Python cannot do."""
 from __future__ import annotations
 
 import argparse
@@ -20,13 +20,16 @@ from .bench import bench_generate, bench_train
 from .checkpoint import CheckpointError
 from .datasets.emoji import EmojiBuildError, build_emoji_dataset
 from .device import describe, pick_device, set_threads
-from .evaluate import compare_models, evaluate_model, evaluator_path, format_comparison, format_report, train_evaluator
+from .evaluate import (compare_models, evaluate_model, evaluator_path, format_comparison, format_report,
+                       load_evaluator, train_evaluator)
 from .export import ExportError, export_onnx
 from .features import train_feature_net
 from .images import enlarge, make_grid, save_animation
-from .sheet import prompt_sheet
+from . import directions as sliders
+from .sheet import SHEET_PROMPTS, directions_sheet, prompt_sheet
 from .text import EncoderNotAvailable
 from .training import TrainingDiverged
+from .video import FORMATS, prompt_walk, render_frames, seed_loop, slider_sweep, write_video
 from .training.recipes import (
     DEFAULT_FINE_TUNE,
     DEFAULT_NEW,
@@ -119,7 +122,7 @@ def cmd_generate(args) -> int:
     pipe = _load(args)
     prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
     images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation,
-                  style=args.style).images
+                  style=args.style, fine_prompt=args.fine, split=args.split).images
     for p in _save(images, args.output, args.separate, args.upscale):
         print(p)
     return 0
@@ -297,6 +300,51 @@ def cmd_sheet(args) -> int:
     return 0
 
 
+def cmd_directions(args) -> int:
+
+    pipe = _load(args)
+    folder = resolve_model(args.model)
+    if args.names is not None:  # rename the sliders a model has, after looking at their sheet
+        if pipe.directions is None:
+            raise ValueError(f"{folder.name} has no direction sliders yet: run `t2igan directions {folder.name}`")
+        vectors, _, report = pipe.directions
+        sliders.save(folder, vectors, [n.strip() for n in args.names.split("|")], report)
+    else:
+        vectors = sliders.discover(pipe.generator, args.count)
+        evaluator = None if args.no_eval else load_evaluator(args.evaluator)
+        report = sliders.measure(pipe, vectors, SHEET_PROMPTS, evaluator=evaluator)
+        sliders.save(folder, vectors, report=report)
+    pipe = _load(args)
+    for row, name in zip(pipe.directions[2], pipe.directions[1]):
+        print(json.dumps({"name": name, **row}))
+    if args.sheet:
+        out = _check_output(args.sheet)
+        directions_sheet(pipe, _prompt_list(args.prompts, "--prompts") or SHEET_PROMPTS[:4]).save(out)
+        print(out)
+    return 0
+
+
+def cmd_video(args) -> int:
+
+    out = Path(args.output)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"-o must end in {' or '.join(FORMATS)}, got {out.name}")
+    pipe = _load(args)
+    fps, frames = args.fps, max(2, round(args.seconds * args.fps))
+    if args.direction is not None:
+        path = slider_sweep(pipe, args.prompts[0], args.direction, seed=args.seed, amount=args.amount, frames=frames,
+                            truncation=args.truncation, style=args.style)
+    elif len(args.prompts) > 1:
+        path = prompt_walk(pipe, args.prompts, seed=args.seed, frames_per_prompt=frames, loop=args.loop,
+                           truncation=args.truncation, style=args.style)
+    else:
+        seeds = args.seeds or [args.seed + k for k in range(4)]
+        path = seed_loop(pipe, args.prompts[0], seeds, frames_per_seed=frames, truncation=args.truncation,
+                         style=args.style)
+    print(write_video(render_frames(pipe, path), out, fps=fps, size=args.size))
+    return 0
+
+
 def cmd_data_emoji(args) -> int:
 
     try:
@@ -363,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style", default=None, help="one of the model's drawing styles (`t2igan info`), e.g. google")
     g.add_argument("--mix", default=None, help="a second prompt to blend in")
     g.add_argument("--mix-weight", type=float, default=0.5, help="weight of --mix in the blend (0..1)")
+    g.add_argument("--fine", default=None, metavar="PROMPT",
+                   help="the fine levels (colour, texture) follow this prompt, the coarse ones (layout) PROMPT")
+    g.add_argument("--split", type=_whole(0), default=None,
+                   help="with --fine: the first level that follows it (0 = all … levels = none; default: the middle)")
     g.add_argument("-o", "--output", default="t2igan.png")
     g.add_argument("--separate", action="store_true", help="one file per image (out-00.png, ...)")
     g.add_argument("--upscale", type=_whole(1, 32), default=1, help="nearest-neighbour enlargement factor (1-32)")
@@ -403,6 +455,38 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--truncation", type=float, default=None, help="noise scale (default: the model's)")
     _common(sh)
     sh.set_defaults(func=cmd_sheet)
+
+    v = sub.add_parser("video", help="a smooth walk as MP4 or animated WebP: between prompts, around seeds, "
+                                      "or along a direction slider")
+    v.add_argument("prompts", nargs="+", metavar="PROMPT",
+                   help="two or more: a walk from each to the next; one: a loop around seeds (or --direction)")
+    v.add_argument("-o", "--output", default="walk.mp4", help="walk.mp4 (H.264) or walk.webp (animated)")
+    v.add_argument("--seed", type=_whole(0), default=0)
+    v.add_argument("--seeds", type=_whole(0), nargs="+", default=None,
+                   help="one prompt: the seeds the loop goes through (default: SEED … SEED+3)")
+    v.add_argument("--direction", type=_whole(0), default=None, help="one prompt: sweep this direction slider")
+    v.add_argument("--amount", type=float, default=2.0, help="--direction: how far (in standard deviations)")
+    v.add_argument("--seconds", type=float, default=1.5, help="seconds per prompt or seed (the sweep's length)")
+    v.add_argument("--fps", type=_whole(1, 60), default=24)
+    v.add_argument("--size", type=_whole(16, 1024), default=256, help="frame size in pixels (crisp enlargement)")
+    v.add_argument("--loop", action="store_true", help="a walk returns to its first prompt")
+    v.add_argument("--truncation", type=float, default=None)
+    v.add_argument("--style", default=None)
+    _common(v)
+    v.set_defaults(func=cmd_video)
+
+    di = sub.add_parser("directions", help="find a model's direction sliders (SeFa) and save them in its folder")
+    di.add_argument("model", nargs="?", default=None, help="model name under weights/ or a folder (default: shipped)")
+    di.add_argument("--device", default=None)
+    di.add_argument("--threads", type=int, default=None)
+    di.add_argument("--count", type=_whole(1, 64), default=8, help="how many sliders (default 8)")
+    di.add_argument("--names", default=None, metavar="A|B|…",
+                    help="instead: rename the model's sliders (one name per slider, separated by '|')")
+    di.add_argument("--sheet", default=None, metavar="PNG", help="also render each slider's sweep on a few prompts")
+    di.add_argument("--prompts", default=None, help="prompts for --sheet, separated by '|'")
+    di.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
+    di.add_argument("--no-eval", action="store_true", help="skip measuring recognition with the evaluator")
+    di.set_defaults(func=cmd_directions)
 
     f = sub.add_parser("info", help="device, model, text encoder and versions")
     _common(f)

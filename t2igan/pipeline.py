@@ -13,6 +13,7 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 
+from . import directions as sliders
 from .atomic import new_folder, recover_interrupted_save
 from .latent import Latent
 from .model_lock import MODEL_LOCK
@@ -76,6 +77,7 @@ class T2IGANPipeline(DiffusionPipeline):
                                 default_truncation=default_truncation, styles=styles)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self._text: TextEncoder | None = None
+        self.directions: tuple[torch.Tensor, list[str], list[dict]] | None = None  # (vectors, names, report)
         dim = self.text.dim
         if dim != generator.config.text_dim:
             raise ValueError(f"the text encoder gives {dim}-d embeddings but the generator expects "
@@ -157,7 +159,8 @@ class T2IGANPipeline(DiffusionPipeline):
                  seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
                  latents: torch.Tensor | Latent | None = None,
                  prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True,
-                 style: str | None = None):
+                 style: str | None = None, fine_prompt: Prompt | None = None, split: int | None = None,
+                 level_weights: list[float] | None = None, directions: list[float] | dict[int, float] | None = None):
         """Generate `num_images_per_prompt` images for each prompt.
 
         `truncation` scales the noise: below 1 trades variety for typical, cleaner images (None: the model's
@@ -165,6 +168,13 @@ class T2IGANPipeline(DiffusionPipeline):
         device give the same image; with `seed`, image k uses seed + k, so a seed's image does not depend on n
         (or, with `variation` > 0, image 0 is the seed's image and the rest are variations of it). `style`: one of
         `config.styles` (see `styled`).
+
+        `fine_prompt`: the fine levels follow this prompt and the coarse ones `prompt` ("a teddy bear" for the layout,
+        "made of crochet" for colour and texture): levels from `split` on (default: the middle one), or one weight
+        per level in `level_weights` (0 = `prompt`, 1 = `fine_prompt`, between: a blend of their conditions).
+
+        `directions`: how far to move along the model's direction sliders (`self.directions`, from
+        `t2igan directions`), in standard deviations of the noise: a list (one per slider) or {slider: amount}.
 
         `latents`: a noise tensor [images, z_dim] (diffusers' meaning: drawn with the prompt, scaled by truncation),
         or a `Latent` (noise + one condition per level, from `latent()`, `Latent.mix` or a file): drawn as it is,
@@ -179,17 +189,28 @@ class T2IGANPipeline(DiffusionPipeline):
             latent = Latent(latents.noise * scale, latents.conditions)
         else:
             latent = self.latent(prompt, num_images_per_prompt, generator=generator, seed=seed, truncation=truncation,
-                                 variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style)
+                                 variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style,
+                                 fine_prompt=fine_prompt, split=split, level_weights=level_weights)
+        if directions:
+            latent = Latent(latent.noise + self.direction_offset(directions), latent.conditions)
         return self._output(self.render(latent), output_type, return_dict)
+
+    def direction_offset(self, amounts: list[float] | dict[int, float]) -> torch.Tensor:
+        """The noise offset [z_dim] of the direction sliders at `amounts`."""
+        found = self.directions
+        count = 0 if found is None else len(found[0])
+        a = sliders.amounts_vector(amounts, count)
+        return a @ found[0] if count else torch.zeros(self.generator.config.z_dim)
 
     @torch.no_grad()
     def latent(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
                seed: int | None = None, truncation: float | None = None, variation: float = 0.0,
                noise: torch.Tensor | None = None, prompt_embeds: torch.Tensor | None = None,
-               style: str | None = None) -> Latent:
+               style: str | None = None, fine_prompt: Prompt | None = None, split: int | None = None,
+               level_weights: list[float] | None = None) -> Latent:
         """The `Latent` that `__call__` with the same arguments draws: the noise (truncation applied) and the prompt's
-        condition at every level. Mix two with `Latent.mix` to take the layout from one prompt and the details from
-        another, then draw with `pipe(latents=...)`."""
+        condition at every level (or, with `fine_prompt`, the fine levels' from it). Draw it with
+        `pipe(latents=...)`; `Latent.mix` combines two."""
         n = whole_number(num_images_per_prompt, "num_images_per_prompt", 1, MAX_IMAGES)
         truncation = self._truncation(truncation)
         variation = finite_number(variation, "variation", 0.0, 4.0)
@@ -205,7 +226,31 @@ class T2IGANPipeline(DiffusionPipeline):
             noise = self.prepare_latents(embeds.shape[0], generator=generator, seed=seed, variation=variation)
         elif tuple(noise.shape) != (embeds.shape[0], z_dim):
             raise ValueError(f"latents must have shape {(embeds.shape[0], z_dim)}, got {tuple(noise.shape)}")
-        return Latent(noise.float() * truncation, self._conditions(embeds))
+        conditions = self._conditions(embeds)
+        if fine_prompt is not None or split is not None or level_weights is not None:
+            if fine_prompt is None:
+                raise ValueError("split and level_weights choose which levels follow fine_prompt: give fine_prompt")
+            fine = self.encode_prompt(self.styled(fine_prompt, style))
+            if fine.shape[0] not in (1, prompt_embeds.shape[0]):
+                raise ValueError(f"give one fine prompt, or one per prompt ({prompt_embeds.shape[0]}), "
+                                 f"got {fine.shape[0]}")
+            fine = self._conditions(fine.expand(prompt_embeds.shape[0], -1).repeat_interleave(n, dim=0))
+            w = self.level_weights(split, level_weights)[None, :, None]
+            conditions = (1 - w) * conditions + w * fine
+        return Latent(noise.float() * truncation, conditions)
+
+    def level_weights(self, split: int | None = None, weights: list[float] | None = None) -> torch.Tensor:
+        """Per level (coarse to fine), how much it follows the fine prompt: `weights` as given, or 0 below `split`
+        and 1 from it on (default split: the middle level, where layout ends and detail begins)."""
+        levels = self.generator.levels
+        if weights is not None:
+            if split is not None:
+                raise ValueError("give split or level_weights, not both")
+            if len(weights) != levels:
+                raise ValueError(f"level_weights needs one weight per level ({levels}), got {len(weights)}")
+            return torch.tensor([finite_number(w, "level weight", 0.0, 1.0) for w in weights])
+        split = levels // 2 if split is None else whole_number(split, "split", 0, levels)
+        return (torch.arange(levels) >= split).float()
 
     def _truncation(self, truncation: float | None) -> float:
         """The call's noise scale, or the model's default when the call gives none."""
@@ -281,6 +326,8 @@ class T2IGANPipeline(DiffusionPipeline):
                 data = json.loads(config.read_text())
                 if data.pop("_name_or_path", None) is not None:
                     config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            if self.directions is not None:
+                sliders.save(tmp, *self.directions)
             for keep in KEEP_ON_RESAVE:  # a model card written by hand survives re-exports during training
                 if (target / keep).is_file() and not (tmp / keep).exists():
                     shutil.copy2(target / keep, tmp / keep)
@@ -300,7 +347,11 @@ class T2IGANPipeline(DiffusionPipeline):
                 warnings.warn(f"{path}: ignoring {', '.join(pickles)} — t2igan only loads safetensors (pickle files "
                               "can run code when loaded)", stacklevel=2)
         with MODEL_LOCK:  # diffusers patches process-wide torch state while it loads (model_lock.py)
-            return super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
+            pipe = super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
+        found = sliders.load(path) if path.is_dir() else None
+        if found is not None and found[0].shape[1] == pipe.generator.config.z_dim:
+            pipe.directions = found
+        return pipe
 
 
 def whole_number(value, name: str, lo: int, hi: int) -> int:

@@ -36,3 +36,23 @@ def prompt_sheet(pipe, prompts: list[str] | None = None, seeds: tuple[int, ...] 
         for c, image in enumerate(images):
             sheet.paste(enlarge(image, scale), (x0 + label_w + pad + c * (size + pad), y))
     return sheet
+
+
+def directions_sheet(pipe, prompts: list[str], amounts=(-2.0, -1.0, 0.0, 1.0, 2.0), seed: int = 0,
+                     scale: int = 2) -> Image.Image:
+    """One row per (direction slider, prompt): the prompt's image at each amount along the slider, labelled."""
+    vectors, names, _ = pipe.directions
+    size = pipe.generator.config.resolution * scale
+    label_w, pad = 260, 4
+    rows = [(k, p) for k in range(len(vectors)) for p in prompts]
+    sheet = Image.new("RGB", (label_w + len(amounts) * (size + pad) + pad, (len(rows) + 1) * (size + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, a in enumerate(amounts):
+        draw.text((label_w + pad + c * (size + pad) + size // 2 - 10, size // 2), f"{a:+g}", fill=(20, 20, 20))
+    for r, (k, prompt) in enumerate(rows, start=1):
+        y = r * (size + pad)
+        draw.text((8, y + size // 2 - 6), f"{k}: {names[k]} · {prompt}"[:40], fill=(20, 20, 20))
+        for c, a in enumerate(amounts):
+            image = pipe(prompt, seed=seed, directions={k: a}).images[0]
+            sheet.paste(enlarge(image, scale), (label_w + pad + c * (size + pad), y))
+    return sheet

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from . import directions as sliders
 from .device import pick_device, set_threads
 from .paths import NAME_RE, weights_dir
 from .atomic import recover_interrupted_save
@@ -148,3 +149,23 @@ def default_truncation(model: str | os.PathLike | None = None) -> float:
 def model_styles(model: str | os.PathLike | None = None, allow_paths: bool = True) -> list[str]:
     """'any' and the drawing styles the model's captions named (what `pipe(..., style=...)` accepts)."""
     return ["any", *(model_index(model, allow_paths).get("styles") or [])]
+
+
+def model_levels(model: str | os.PathLike | None = None, allow_paths: bool = True) -> list[int]:
+    """The sizes in pixels of the generator's levels, coarse to fine (4, 8, …, its resolution), read from its
+    config; [] if it cannot be read."""
+    try:
+        path = resolve_model(model, allow_paths=allow_paths) / "generator" / "config.json"
+        resolution = int(json.loads(path.read_text())["resolution"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [4 * 2**k for k in range(resolution.bit_length() - 2)]
+
+
+def model_directions(model: str | os.PathLike | None = None, allow_paths: bool = True) -> list[str]:
+    """The names of a model's direction sliders (`t2igan directions`), read without loading it; [] if none."""
+    try:
+        found = sliders.load(resolve_model(model, allow_paths=allow_paths))
+    except (NoModelError, ValueError, OSError):
+        return []
+    return found[1] if found else []

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,65 @@ def test_style_control_through_the_api(app_env):
     images, status = client.predict(**args, model="tiny", style="flat", api_name="/generate")
     assert images == [] and "style 'flat' is not one this model was trained on (it knows: any)" in status
     shutil.rmtree(styled)
+
+
+def test_layout_and_details_prompts_through_the_api(app_env):
+    """`fine_prompt` + `split` on /generate: the fine levels follow the second prompt; split = all levels is off."""
+    client = app_env["client"]
+    args = dict(prompt="a red circle", model="tiny", seed=0, n=1, truncation=0.8, variation=0.0, mix_prompt="",
+                mix_weight=0.5)
+    pixels = lambda result: np.asarray(Image.open(result[0][0]["image"]), dtype=int)  # noqa: E731
+    plain = pixels(client.predict(**args, api_name="/generate"))
+    levels = 4  # the tiny model is 32 px: 4, 8, 16, 32
+    assert (pixels(client.predict(**args, fine_prompt="a blue square", split=levels, api_name="/generate"))
+            == plain).all()
+    # split 0: every level follows the details prompt (an untrained tiny model reads text in its first level only)
+    mixed = client.predict(**args, fine_prompt="a blue square", split=0, api_name="/generate")
+    assert "images in" in mixed[1] and (pixels(mixed) != plain).any()
+    images, status = client.predict(**args, fine_prompt="a blue square", split=9, api_name="/generate")
+    assert images == [] and "split must be between 0 and 4" in status
+
+
+def test_direction_sliders_through_the_api(app_env):
+    """direction_1…8 on /generate move the picture along the model's sliders; a model without them says so."""
+    import torch
+
+    from t2igan import T2IGANPipeline
+    from t2igan import directions as sliders
+
+    folder = app_env["weights"] / "sliders"
+    pipe = T2IGANPipeline.from_pretrained(app_env["weights"] / "tiny")
+    torch.manual_seed(0)
+    for p in pipe.generator.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    pipe.directions = (sliders.discover(pipe.generator, 3), ["a", "b", "c"], [])
+    pipe.save_pretrained(folder)
+    client = app_env["client"]
+    args = dict(prompt="a red circle", seed=0, n=1, truncation=0.8, variation=0.0, mix_prompt="", mix_weight=0.5)
+    pixels = lambda result: np.asarray(Image.open(result[0][0]["image"]), dtype=int)  # noqa: E731
+    still = pixels(client.predict(**args, model="sliders", api_name="/generate"))
+    moved = client.predict(**args, model="sliders", direction_1=2.5, api_name="/generate")
+    assert "images in" in moved[1] and (pixels(moved) != still).any()
+    images, status = client.predict(**args, model="sliders", direction_5=1.0, api_name="/generate")
+    assert images == [] and "3 direction sliders (0 to 2)" in status
+    images, status = client.predict(**args, model="tiny", direction_1=1.0, api_name="/generate")
+    assert images == [] and "no direction sliders" in status
+    shutil.rmtree(folder)
+
+
+def test_video_through_the_api(app_env):
+    """/video answers an MP4 and an animated WebP with every frame; bad input is a message."""
+    client = app_env["client"]
+    args = dict(model="tiny", seed=0, seconds=0.5, size=64, direction=1, truncation=0.8)
+    mp4, webp, status = client.predict(prompts="a red circle\na blue square", mode="walk", **args,
+                                       api_name="/video")
+    assert "24 frames at 24 fps" in status  # 12 frames per prompt, looping back to the first
+    assert Path(mp4 if isinstance(mp4, str) else mp4["video"]).read_bytes()[4:8] == b"ftyp"
+    with Image.open(webp) as im:
+        assert im.n_frames == 24 and im.size == (64, 64)
+    mp4, webp, status = client.predict(prompts="a red circle", mode="seeds", **args, api_name="/video")
+    assert "48 frames" in status  # four seeds, 12 frames each
+    for prompts, mode, message in [("", "walk", "type a prompt"), ("a red circle", "direction", "no direction sliders"),
+                                   ("a red circle", "zoom", "mode must be one of")]:
+        mp4, webp, status = client.predict(prompts=prompts, mode=mode, **args, api_name="/video")
+        assert mp4 is None and message in status

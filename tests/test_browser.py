@@ -216,6 +216,74 @@ def test_style_list_redraws_in_that_style(page, served):
     assert "images in" in page.inner_text("#gen-status")
 
 
+def open_accordion(page, title: str, probe: str) -> None:
+    """Open an accordion by its title (if closed) and wait until `probe` inside it is visible."""
+    if not page.locator(probe).first.is_visible():
+        page.get_by_text(title, exact=True).first.click()
+    page.locator(probe).first.wait_for(state="visible")
+
+
+def fill_text(page, selector: str, text: str) -> None:
+    box = page.locator(selector).first
+    for _ in range(50):  # typed while an accordion was still opening, the text was sometimes lost: type until it stays
+        box.fill(text)
+        box.blur()
+        page.wait_for_timeout(100)
+        if box.input_value() == text:
+            return
+    raise AssertionError(f"could not type into {selector}")
+
+
+def test_layout_and_details_prompts(page, served):
+    """A details prompt + the split slider: releasing the slider redraws with the fine levels from the details."""
+    page.get_by_role("tab", name="Generate").click()
+    open_accordion(page, "Layout from the prompt, details from another", "#fine-prompt textarea, #fine-prompt input")
+    fill_text(page, "#fine-prompt textarea, #fine-prompt input", "a blue heart")
+    before = gallery_srcs(page)
+    release_slider(page, "split", 0.1)
+    wait_change(page, before)
+    assert "images in" in page.inner_text("#gen-status")
+    page.screenshot(path=str(served["shots"] / "layout-details.png"), full_page=True)
+    fill_text(page, "#fine-prompt textarea, #fine-prompt input", "")  # off again for the other tests
+
+
+def test_direction_sliders_move_the_images(page, served):
+    """Each direction slider the model has is shown with its name; releasing one redraws, Reset brings it back."""
+    page.get_by_role("tab", name="Generate").click()
+    if not (served["weights"] / "emoji-64" / "directions.safetensors").is_file():
+        pytest.skip("the model in this test has no direction sliders")
+    open_accordion(page, "Direction sliders", "#direction-1 input[type=range]")
+    shown = [k for k in range(1, 9) if page.locator(f"#direction-{k}").is_visible()]
+    assert shown == list(range(1, len(shown) + 1)) and len(shown) >= 6
+    for k in shown:
+        before = gallery_srcs(page)
+        release_slider(page, f"direction-{k}", 0.9)
+        wait_change(page, before)
+    page.screenshot(path=str(served["shots"] / "directions.png"), full_page=True)
+    before = gallery_srcs(page)
+    page.click("#reset-directions")
+    wait_change(page, before)
+    assert page.locator("#direction-1 input[type=number]").input_value() in ("0", "0.0")
+
+
+def test_video_plays_in_the_browser(page, served):
+    """Make video → an MP4 that Chromium decodes and plays (autoplay, loop), and an animated WebP to download."""
+    page.get_by_role("tab", name="Generate").click()
+    open_accordion(page, "Video", "#video-btn")
+    page.click("#video-btn")
+    page.wait_for_selector("#video-out video", timeout=120_000)
+    page.wait_for_function("() => { const v = document.querySelector('#video-out video');"
+                           " return v && v.readyState >= 2 && v.duration > 0 && v.videoWidth === 256; }",
+                           timeout=60_000)
+    state = page.eval_on_selector("#video-out video", "v => ({loop: v.loop, autoplay: v.autoplay, "
+                                                      "duration: v.duration, error: v.error && v.error.code})")
+    assert state["loop"] and state["autoplay"] and state["error"] is None and state["duration"] > 2.5, state
+    page.wait_for_function("() => document.querySelector('#video-out video').currentTime > 0.2", timeout=30_000)
+    page.wait_for_selector("#video-webp :text('.webp')", timeout=30_000)
+    assert "frames at 24 fps" in page.inner_text("#video-status")
+    page.screenshot(path=str(served["shots"] / "video.png"), full_page=True)
+
+
 def test_model_tab(page, served):
     page.get_by_role("tab", name="Model").click()
     page.click("#sheet-btn")

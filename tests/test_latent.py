@@ -89,3 +89,29 @@ def test_generator_reads_per_level_sentences_like_one():
     z, e = torch.randn(3, TINY_G["z_dim"]), torch.randn(3, 384)
     with torch.no_grad():
         assert torch.allclose(G(z, e), G(z, e[:, None].expand(-1, G.levels, -1)), atol=1e-6)
+
+
+def test_coarse_and_fine_prompts(tiny_pipe):
+    torch.manual_seed(0)
+    for p in tiny_pipe.generator.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    levels = tiny_pipe.generator.levels
+    a, b = tiny_pipe.latent("a teddy bear", seed=7), tiny_pipe.latent("made of crochet", seed=7)
+    split = tiny_pipe.latent("a teddy bear", seed=7, fine_prompt="made of crochet", split=1)
+    assert torch.allclose(split.conditions, Latent.mix(a, b, 1).conditions)
+    default = tiny_pipe.latent("a teddy bear", seed=7, fine_prompt="made of crochet")
+    assert torch.allclose(default.conditions, Latent.mix(a, b, levels // 2).conditions)
+    half = tiny_pipe.latent("a teddy bear", seed=7, fine_prompt="made of crochet", level_weights=[0.5] * levels)
+    assert torch.allclose(half.conditions, (a.conditions + b.conditions) / 2, atol=1e-6)
+    images = tiny_pipe("a teddy bear", seed=7, fine_prompt="made of crochet", split=1, output_type="pt").images
+    assert torch.allclose(images, tiny_pipe(latents=split, output_type="pt").images)
+    # one fine prompt per prompt, each drawn num_images_per_prompt times
+    two = tiny_pipe.latent(["a cat", "a dog"], num_images_per_prompt=2, fine_prompt=["red", "blue"], split=0)
+    assert torch.allclose(two.conditions[2], tiny_pipe.latent("blue").conditions[0], atol=1e-4)
+    for kwargs, message in [(dict(split=1), "give fine_prompt"),
+                            (dict(fine_prompt="x", split=levels + 1), "split must be between"),
+                            (dict(fine_prompt="x", level_weights=[1.0]), "one weight per level"),
+                            (dict(fine_prompt="x", split=1, level_weights=[0.0] * levels), "not both"),
+                            (dict(fine_prompt=["x", "y", "z"]), "one fine prompt, or one per prompt")]:
+        with pytest.raises(ValueError, match=message):
+            tiny_pipe("a teddy bear", **kwargs)

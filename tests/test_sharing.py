@@ -299,7 +299,8 @@ def call_raw(port: int, api_name: str, data: list):
     return json.loads(payload)
 
 
-GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style"]
+GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style", "fine_prompt",
+        "split"]
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -404,5 +405,6 @@ def test_every_endpoint_names_its_parameters(app_env):
                if not p.get("parameter_name") or p["parameter_name"].startswith("param_")]
     assert not unnamed, unnamed
     assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == [
-        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style"]
+        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style", "fine_prompt",
+        "split"]
     assert app_env["client"].predict(api_name="/train_status")["state"] in ("idle", "completed", "stopped")

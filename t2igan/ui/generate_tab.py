@@ -8,20 +8,27 @@ import gradio as gr
 import torch
 
 from ..images import save_animation
+from ..video import prompt_walk, render_frames, seed_loop, slider_sweep, write_video
 from ..pipeline import SEED_MAX, finite_number, whole_number
 from ..text import EncoderNotAvailable
-from ..weights import NoModelError, default_truncation, list_models, model_styles
-from .inputs import number, slider
+from ..weights import (NoModelError, default_truncation, list_models, model_directions, model_levels,
+                       model_styles)
+from .inputs import number, radio, slider
 from .messages import refusal
 from .state import Studio, describe_pipeline, private_file
 
 EXAMPLES = ["grinning face", "a red apple", "a blue car", "a laughing face", "red heart", "rocket",
             "dog face", "a slice of pizza", "flag of japan", "a cat with heart eyes"]
 USER_ERRORS = (NoModelError, EncoderNotAvailable, ValueError, OSError)
+MAX_SLIDERS = 8
+VIDEO_MODES = ("walk", "seeds", "direction")
+VIDEO_FPS = 24
+MAX_VIDEO_PROMPTS = 8
 
 
 def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation, variation, mix_prompt: str,
-             mix_weight, style: str | None = None) -> tuple[list, str]:
+             mix_weight, style: str | None = None, fine_prompt: str = "", split=None,
+             directions: list | None = None) -> tuple[list, str]:
     """The Generate button and every slider: returns (images, status line)."""
     try:
         seed = whole_number(seed, "seed", 0, SEED_MAX)
@@ -33,9 +40,13 @@ def generate(studio: Studio, prompt: str, model: str | None, seed, n, truncation
             text = {prompt: 1.0 - weight, mix_prompt: weight}
         else:
             text = prompt
+        fine = (fine_prompt or "").strip() or None
+        split = whole_number(split, "split", 0, pipe.generator.levels) if fine and split is not None else None
         t0 = time.perf_counter()
+        amounts = {k: finite_number(a, f"direction {k + 1}", -10, 10)
+                   for k, a in enumerate(directions or []) if a not in (None, 0, 0.0)}
         images = pipe(text, num_images_per_prompt=n, seed=seed, truncation=truncation, variation=variation,
-                      style=style).images
+                      style=style, fine_prompt=fine, split=split, directions=amounts).images
         ms = (time.perf_counter() - t0) * 1000
         labels = [f"seed {seed} · variation {k}" if variation else f"seed {seed + k}" for k in range(len(images))]
         return list(zip(images, labels)), f"{len(images)} images in {ms:.0f} ms · {describe_pipeline(name, pipe)}"
@@ -57,6 +68,55 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
         return images, str(gif), f"{len(images)} frames"
     except USER_ERRORS as e:
         return [], None, refusal("interpolate", e)
+
+
+def make_video(studio: Studio, prompts: str, model: str | None, mode: str, seed, seconds, size, direction,
+               truncation, style: str | None = None) -> tuple[str | None, str | None, str]:
+    """The Video panel: (MP4 file, animated WebP file, status)."""
+    try:
+        seed = whole_number(seed, "seed", 0, SEED_MAX)
+        seconds = finite_number(seconds, "seconds", 0.2, 10.0)
+        size = whole_number(size, "size", 64, 512)
+        lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+        if not lines:
+            raise ValueError("type a prompt (or one per line for a walk between prompts)")
+        if mode not in VIDEO_MODES:
+            raise ValueError(f"mode must be one of {', '.join(VIDEO_MODES)}, got {mode!r}")
+        pipe = studio.pipeline(studio.model_name(model))
+        torch.set_num_threads(studio.generation_threads())
+        frames = max(2, round(seconds * VIDEO_FPS))
+        t0 = time.perf_counter()
+        if mode == "walk":
+            path = prompt_walk(pipe, lines[:MAX_VIDEO_PROMPTS], seed=seed, frames_per_prompt=frames, loop=True,
+                               truncation=truncation, style=style)
+        elif mode == "seeds":
+            path = seed_loop(pipe, lines[0], [seed + k for k in range(4)], frames_per_seed=frames,
+                             truncation=truncation, style=style)
+        else:
+            path = slider_sweep(pipe, lines[0], whole_number(direction, "direction", 1, 64) - 1, seed=seed,
+                                frames=2 * frames, truncation=truncation, style=style)
+        images = render_frames(pipe, path)
+        mp4, webp = private_file("t2igan-video.mp4"), private_file("t2igan-video.webp")
+        write_video(images, mp4, fps=VIDEO_FPS, size=size)
+        write_video(images, webp, fps=VIDEO_FPS, size=size)
+        ms = (time.perf_counter() - t0) * 1000
+        return str(mp4), str(webp), f"{len(images)} frames at {VIDEO_FPS} fps, {size} px, in {ms:.0f} ms"
+    except USER_ERRORS as e:
+        return None, None, refusal("video", e)
+
+
+def slider_controls(model: str | None) -> list[dict]:
+    """For each of the MAX_SLIDERS direction sliders: visible with the model's name for it, or hidden."""
+    names = model_directions(model, allow_paths=False)
+    return [dict(visible=k < len(names), value=0, label=f"{k + 1}: {names[k]}" if k < len(names) else f"{k + 1}")
+            for k in range(MAX_SLIDERS)]
+
+
+def split_control(model: str | None) -> dict:
+    """The split slider's range and label for a model: its levels, coarse to fine."""
+    sizes = model_levels(model, allow_paths=False) or [4, 8, 16, 32, 64]
+    return dict(maximum=len(sizes), label=f"Split: the details prompt drives the levels from this one on "
+                                          f"({', '.join(f'{k} = {s} px' for k, s in enumerate(sizes))})")
 
 
 def build(studio: Studio) -> dict:
@@ -87,27 +147,48 @@ def build(studio: Studio) -> dict:
             mix_prompt = gr.Textbox(label="Second prompt", value="", scale=3, elem_id="mix-prompt")
             mix_weight = slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second prompt", scale=2,
                                    elem_id="mix-weight")
+    with gr.Accordion("Layout from the prompt, details from another", open=False):
+        with gr.Row():
+            fine_prompt = gr.Textbox(label="Details prompt (colour, texture; empty: off)", value="", scale=3,
+                                     elem_id="fine-prompt")
+            split = slider(0, 5, value=2, step=1, scale=2, elem_id="split", **split_control(models[0] if models else None))
+    first = models[0] if models else None
+    with gr.Accordion("Direction sliders", open=False):
+        gr.Markdown("Directions in the noise found for this model without labels (`t2igan directions MODEL`; "
+                    "a model without them shows none). In standard deviations of the noise.")
+        with gr.Row():
+            sliders = [slider(-3.0, 3.0, step=0.1, elem_id=f"direction-{k + 1}", min_width=120, **c)
+                       for k, c in enumerate(slider_controls(first))]
+        reset = gr.Button("Reset sliders", size="sm", elem_id="reset-directions")
     go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
     status = gr.Markdown(elem_id="gen-status")
     gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
                          format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
 
-    inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style]
+    inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style, fine_prompt, split,
+              *sliders]
 
     def run(prompt: str, model: str | None, seed: float, n: float, truncation: float, variation: float,
-            mix_prompt: str, mix_weight: float, style: str = "any"):
-        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style)
+            mix_prompt: str, mix_weight: float, style: str = "any", fine_prompt: str = "", split: float = 2,
+            direction_1: float = 0, direction_2: float = 0, direction_3: float = 0, direction_4: float = 0,
+            direction_5: float = 0, direction_6: float = 0, direction_7: float = 0, direction_8: float = 0):
+        amounts = [direction_1, direction_2, direction_3, direction_4, direction_5, direction_6, direction_7,
+                   direction_8]
+        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style,
+                        fine_prompt, split, amounts)
 
     go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
     prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    for moved in (n, truncation, variation, mix_weight):
+    fine_prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    for moved in (n, truncation, variation, mix_weight, split, *sliders):
         moved.release(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
                        trigger_mode="always_last", show_progress="hidden")
     seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    model.change(lambda m: gr.update(choices=model_styles(m, allow_paths=False), value="any"), model, style,
-                 api_visibility="private").then(run, inputs, [gallery, status], api_visibility="private",
+    model.change(lambda m: (gr.update(choices=model_styles(m, allow_paths=False), value="any"),
+                            gr.update(**split_control(m)), *(gr.update(**c) for c in slider_controls(m))),
+                 model, [style, split, *sliders], api_visibility="private").then(run, inputs, [gallery, status], api_visibility="private",
                                                  concurrency_id="gen")
     style.input(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
                  trigger_mode="always_last", show_progress="hidden")
@@ -133,4 +214,34 @@ def build(studio: Studio) -> dict:
 
         go_i.click(run_interpolate, [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
                    [strip, gif, status_i], api_name="interpolate", concurrency_id="gen")
+    reset.click(lambda: [0] * MAX_SLIDERS, None, sliders, api_visibility="private").then(
+        run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+
+    with gr.Accordion("Video", open=False):
+        gr.Markdown("A smooth loop: between prompts (one per line), around four seeds from the seed above, or along "
+                    "a direction slider. MP4 (H.264) and animated WebP.")
+        with gr.Row():
+            video_prompts = gr.Textbox(label="Prompts (one per line)", value="a red apple\na green apple", lines=3,
+                                       scale=3, elem_id="video-prompts")
+            with gr.Column(scale=2):
+                mode = radio([("walk between prompts", "walk"), ("loop around seeds", "seeds"),
+                                 ("sweep a direction slider", "direction")], value="walk", label="Path",
+                                elem_id="video-mode")
+                direction = number(label="Direction slider (for a sweep)", value=1, precision=0, minimum=1,
+                                   maximum=MAX_SLIDERS, elem_id="video-direction")
+        with gr.Row():
+            seconds = slider(0.5, 4.0, value=1.5, step=0.5, label="Seconds per prompt or seed", elem_id="video-seconds")
+            size = slider(64, 512, value=256, step=64, label="Size (px, crisp pixels)", elem_id="video-size")
+        go_v = gr.Button("Make video", elem_id="video-btn")
+        with gr.Row():
+            video = gr.Video(label="Video (MP4)", autoplay=True, loop=True, elem_id="video-out", format=None)
+            webp = gr.File(label="Animated WebP", elem_id="video-webp")
+        status_v = gr.Markdown(elem_id="video-status")
+
+        def run_video(prompts: str, model: str | None, mode: str, seed: float, seconds: float, size: float,
+                      direction: float, truncation: float, style: str = "any"):
+            return make_video(studio, prompts, model, mode, seed, seconds, size, direction, truncation, style)
+
+        go_v.click(run_video, [video_prompts, model, mode, seed, seconds, size, direction, truncation, style],
+                   [video, webp, status_v], api_name="video", concurrency_id="gen")
     return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status}

@@ -1,6 +1,6 @@
-"""Number inputs whose values reach the handler as sent, so the library checks them and answers in words.
+"""Inputs whose values reach the handler as sent, so the library checks them and answers in words.
 
-Gradio's own Number and Slider check bounds before the handler runs: NaN then fails with a bare "Error" and no
+Gradio's own Number, Slider and Radio check values before the handler runs: NaN then fails with a bare "Error" and no
 message (it cannot be rounded), and each out-of-range value prints a traceback to the server log. These are Gradio's
 own widgets (the browser shows and bounds them as usual) whose values pass through unchanged; every handler checks
 its numbers with pipeline.whole_number / finite_number, as the Python API does. (A subclass would do the same, but
@@ -25,3 +25,9 @@ def slider(*args, **kwargs) -> gr.Slider:
     bar = gr.Slider(*args, **kwargs)
     bar.preprocess = _as_sent
     return bar
+
+
+def radio(*args, **kwargs) -> gr.Radio:
+    choice = gr.Radio(*args, **kwargs)
+    choice.preprocess = _as_sent  # an unknown choice reaches the handler, which names the ones it accepts
+    return choice

@@ -1,0 +1,99 @@
+"""Videos (walks, loops, slider sweeps → MP4 / WebP) and direction sliders, on a tiny model."""
+import subprocess
+
+import pytest
+import torch
+from PIL import Image
+
+from t2igan import T2IGANPipeline
+from t2igan import directions as sliders
+from t2igan.video import prompt_walk, render_frames, seed_loop, slider_sweep, write_video
+
+
+def _wake(pipe):
+    """Move the tiny model off its identity start so that every level and the noise change the picture."""
+    torch.manual_seed(0)
+    for p in pipe.generator.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    return pipe
+
+
+def test_paths_have_the_right_frames_and_ends(tiny_pipe):
+    pipe = _wake(tiny_pipe)
+    walk = prompt_walk(pipe, ["a cat", "a dog", "a car"], seed=3, frames_per_prompt=5)
+    assert len(walk) == 11  # 5 + 5 + the last prompt
+    first, last = pipe.latent("a cat", seed=3), pipe.latent("a car", seed=3)
+    assert torch.allclose(walk[0].conditions, first.conditions) and torch.allclose(walk[-1].conditions, last.conditions)
+    assert all(torch.equal(w.noise, first.noise) for w in walk)
+    assert len(prompt_walk(pipe, ["a cat", "a dog"], frames_per_prompt=4, loop=True)) == 8
+    loop = seed_loop(pipe, "a cat", [1, 2, 3], frames_per_seed=4)
+    assert len(loop) == 12 and torch.allclose(loop[0].noise, pipe.latent("a cat", seed=1).noise)
+    assert torch.allclose(loop[4].noise, pipe.latent("a cat", seed=2).noise)
+    # eased: the step into a key frame is smaller than the step in the middle of a segment
+    step = lambda i: (loop[i + 1].noise - loop[i].noise).norm()  # noqa: E731
+    assert step(0) < step(1) and step(3) < step(2)
+    with pytest.raises(ValueError, match="two prompts"):
+        prompt_walk(pipe, ["a cat"])
+    with pytest.raises(ValueError, match="two seeds"):
+        seed_loop(pipe, "a cat", [1])
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webp"])
+def test_videos_are_valid_files_with_every_frame(tiny_pipe, tmp_path, suffix):
+    pipe = _wake(tiny_pipe)
+    frames = render_frames(pipe, seed_loop(pipe, "a red apple", [0, 1], frames_per_seed=6))
+    assert len(frames) == 12 and frames[0].size == (32, 32)
+    out = write_video(frames, tmp_path / f"loop{suffix}", fps=12, size=128)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # written atomically: no temp file left
+    if suffix == ".webp":
+        with Image.open(out) as im:
+            assert im.n_frames == 12 and im.size == (128, 128) and im.info.get("loop") == 0
+    else:
+        import imageio_ffmpeg
+
+        probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out), "-map", "0:v:0", "-c", "copy",
+                                "-f", "null", "-"], capture_output=True, text=True)
+        assert "h264" in probe.stderr and "yuv420p" in probe.stderr and "128x128" in probe.stderr
+        assert "frame=   12" in probe.stderr or "frame=12" in probe.stderr.replace(" ", "")
+        assert out.read_bytes()[4:8] == b"ftyp"
+
+
+def test_bad_video_requests_are_explained(tiny_pipe, tmp_path):
+    frames = render_frames(tiny_pipe, prompt_walk(tiny_pipe, ["a", "b"], frames_per_prompt=2))
+    with pytest.raises(ValueError, match="written as .mp4 or .webp"):
+        write_video(frames, tmp_path / "walk.avi")
+    with pytest.raises(ValueError, match="fps must be between"):
+        write_video(frames, tmp_path / "walk.webp", fps=0)
+    with pytest.raises(ValueError, match="2 to"):
+        render_frames(tiny_pipe, frames[:0])
+
+
+def test_directions_are_found_saved_loaded_and_move_the_picture(tiny_pipe, tmp_path):
+    pipe = _wake(tiny_pipe)
+    vectors = sliders.discover(pipe.generator, count=4)
+    assert vectors.shape == (4, pipe.generator.config.z_dim)
+    assert torch.allclose(vectors @ vectors.T, torch.eye(4), atol=1e-4)  # orthonormal
+    report = sliders.measure(pipe, vectors, ["a cat", "a dog"], seeds=(0,))
+    assert [r["direction"] for r in report] == [0, 1, 2, 3] and all(r["change"] > 0 for r in report)
+    pipe.directions = (vectors, ["tilt", "b", "c", "d"], report)
+    pipe.save_pretrained(tmp_path / "m")
+    back = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    assert back.directions[1] == ["tilt", "b", "c", "d"] and torch.equal(back.directions[0], vectors)
+    still = back("a cat", seed=1, output_type="pt").images
+    assert torch.equal(back("a cat", seed=1, directions=[0, 0, 0, 0], output_type="pt").images, still)
+    moved = back("a cat", seed=1, directions={0: 2.0}, output_type="pt").images
+    assert (moved - still).abs().mean() > 1e-3
+    sweep = slider_sweep(back, "a cat", direction=0, seed=1, frames=8)
+    assert torch.allclose(sweep[2].noise - sweep[0].noise, 2.0 * vectors[0][None], atol=1e-5)  # the peak: +2
+    with pytest.raises(ValueError, match="0 to 3"):
+        back("a cat", directions={7: 1.0})
+
+
+def test_models_without_directions_load_and_say_so(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path / "plain")
+    pipe = T2IGANPipeline.from_pretrained(tmp_path / "plain")
+    assert pipe.directions is None
+    with pytest.raises(ValueError, match="no direction sliders"):
+        pipe("a cat", directions={0: 1.0})
+    (tmp_path / "plain" / sliders.FILE).write_bytes(b"broken")  # an unreadable file is ignored, not fatal
+    assert T2IGANPipeline.from_pretrained(tmp_path / "plain").directions is None
