@@ -18,16 +18,19 @@ from . import __version__
 from .average import average_models
 from .bench import bench_generate, bench_train
 from .checkpoint import CheckpointError
+from .data import DataConfig, load_captioned_images
 from .datasets.emoji import EmojiBuildError, build_emoji_dataset
 from .device import describe, pick_device, set_threads
 from .evaluate import (compare_models, evaluate_model, evaluator_path, format_comparison, format_report,
                        load_evaluator, train_evaluator)
 from .export import ExportError, export_onnx
 from .features import train_feature_net
-from .images import enlarge, make_grid, save_animation
+from .images import enlarge, make_grid, picture_tensor, save_animation, to_pil
 from . import directions as sliders
 from .sheet import SHEET_PROMPTS, directions_sheet, prompt_sheet
 from .text import EncoderNotAvailable
+from .invert import ENCODER, Projector, load_encoder, train_encoder
+from .latent import Latent
 from .training import TrainingDiverged
 from .video import FORMATS, prompt_walk, render_frames, seed_loop, slider_sweep, write_video
 from .training.recipes import (
@@ -45,6 +48,7 @@ from .weights import (
     list_encoders,
     list_models,
     load_pipeline,
+    model_fingerprint,
     model_index,
     model_styles,
     resolve_model,
@@ -121,8 +125,14 @@ def cmd_generate(args) -> int:
     _check_output(args.output)
     pipe = _load(args)
     prompt = {args.prompt: 1.0 - args.mix_weight, args.mix: args.mix_weight} if args.mix else args.prompt
-    images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation,
-                  style=args.style, fine_prompt=args.fine, split=args.split).images
+    if args.latent:  # edit a picture put into the model with `t2igan invert`
+        latent = read_latent(args.latent, resolve_model(args.model))
+        images = pipe(prompt or None, latents=latent, num_images_per_prompt=args.n, seed=args.seed,
+                      truncation=args.truncation, variation=args.variation, strength=args.strength,
+                      source_prompt=args.source, split=args.split, style=args.style).images
+    else:
+        images = pipe(prompt, num_images_per_prompt=args.n, seed=args.seed, truncation=args.truncation,
+                      style=args.style, fine_prompt=args.fine, split=args.split).images
     for p in _save(images, args.output, args.separate, args.upscale):
         print(p)
     return 0
@@ -324,6 +334,46 @@ def cmd_directions(args) -> int:
     return 0
 
 
+def read_latent(path: str, model: Path):
+    """A latent file for `model`; a warning when it was fitted to another model or another version of it."""
+    latent, meta = Latent.load(path)
+    if meta.get("fingerprint") and meta["fingerprint"] != model_fingerprint(model):
+        print(f"t2igan: warning: {Path(path).name} was fitted to {meta.get('model', 'another model')} "
+              f"({meta['fingerprint']}); {model.name} is {model_fingerprint(model)}: it will draw something else",
+              file=sys.stderr)
+    return latent
+
+
+def cmd_invert(args) -> int:
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"-o must end in .safetensors, got {out.name}")
+    folder = resolve_model(args.model)
+    pipe = _load(args)
+    projector = Projector(pipe, encoder=load_encoder(folder))
+    fit = projector(args.picture, prompt=args.prompt, steps=args.steps)
+    fit.latent.save(out, {"model": folder.name, "fingerprint": model_fingerprint(folder),
+                          "picture": Path(args.picture).name, "prompt": args.prompt or "",
+                          "lpips": f"{fit.lpips:.4f}", "psnr": f"{fit.psnr:.2f}"})
+    if args.preview:
+        enlarge(make_grid([*to_pil(picture_tensor(args.picture, pipe.generator.config.resolution)),
+                           *pipe(latents=fit.latent).images], cols=2), args.upscale).save(args.preview)
+    print(json.dumps({"latent": str(out), "lpips": round(fit.lpips, 4), "psnr": round(fit.psnr, 2),
+                      "seconds": round(fit.seconds, 2), "start": fit.start}))
+    return 0
+
+
+def cmd_encoder(args) -> int:
+
+    folder = resolve_model(args.model)
+    pipe = _load(args)
+    data, _ = load_captioned_images(args.data, DataConfig(resolution=pipe.generator.config.resolution))
+    train_encoder(pipe, data.unique_captions(), folder, minutes=args.minutes, log=lambda m: print(m, flush=True))
+    print(f"inversion encoder saved in {folder.name}/{ENCODER}")
+    return 0
+
+
 def cmd_video(args) -> int:
 
     out = Path(args.output)
@@ -418,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", default="t2igan.png")
     g.add_argument("--separate", action="store_true", help="one file per image (out-00.png, ...)")
     g.add_argument("--upscale", type=_whole(1, 32), default=1, help="nearest-neighbour enlargement factor (1-32)")
+    g.add_argument("--latent", default=None, metavar="FILE",
+                   help="a picture put into the model (`t2igan invert`): PROMPT edits it (\"\" redraws it)")
+    g.add_argument("--strength", type=float, default=1.0, help="--latent: how far toward PROMPT (0 = unchanged)")
+    g.add_argument("--source", default=None, metavar="PROMPT",
+                   help="--latent: what the picture shows; the edit moves by PROMPT minus this")
+    g.add_argument("--variation", type=float, default=0.0, help="--latent with -n: small moves around the picture")
     _common(g)
     g.set_defaults(func=cmd_generate)
 
@@ -455,6 +511,24 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--truncation", type=float, default=None, help="noise scale (default: the model's)")
     _common(sh)
     sh.set_defaults(func=cmd_sheet)
+
+    inv = sub.add_parser("invert", help="put a picture into the model: a latent file that generate --latent edits")
+    inv.add_argument("picture", help="PNG, JPEG, WebP, GIF (first frame), … any size (the centre square is used)")
+    inv.add_argument("-o", "--output", default="latent.safetensors")
+    inv.add_argument("--prompt", default=None, help="what the picture shows (a better start than the encoder's)")
+    inv.add_argument("--steps", type=_whole(0, 2000), default=60, help="refinement steps (default 60)")
+    inv.add_argument("--preview", default=None, metavar="PNG", help="also write the picture beside its redrawing")
+    inv.add_argument("--upscale", type=_whole(1, 32), default=4)
+    _common(inv)
+    inv.set_defaults(func=cmd_invert)
+
+    en = sub.add_parser("encoder", help="train a model's inversion encoder (its first guess for `invert`)")
+    en.add_argument("model", nargs="?", default=None, help="model name under weights/ or a folder (default: shipped)")
+    en.add_argument("--data", required=True, help="captioned pictures whose captions the encoder practises on")
+    en.add_argument("--minutes", type=float, default=10.0)
+    en.add_argument("--device", default=None)
+    en.add_argument("--threads", type=int, default=None)
+    en.set_defaults(func=cmd_encoder)
 
     v = sub.add_parser("video", help="a smooth walk as MP4 or animated WebP: between prompts, around seeds, "
                                       "or along a direction slider")

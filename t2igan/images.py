@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from PIL import Image
 
@@ -40,3 +41,40 @@ def to_pil(images) -> list[Image.Image]:
 
     return VaeImageProcessor(do_resize=False, do_normalize=True).postprocess(images.detach().float().cpu(),
                                                                              output_type="pil")
+
+
+MAX_PICTURE_PIXELS = 40_000_000  # a larger picture is refused before it is decoded (decompression bombs)
+
+
+def picture_tensor(picture, resolution: int, background=(255, 255, 255)):
+    """Any picture a user brings — a path or a PIL image; RGBA, palette, grayscale, 16-bit, animated (its first
+    frame), any size — as one [1, 3, resolution, resolution] tensor in [-1, 1]: transparency composited on
+    `background`, the centre square cropped, resized with antialiasing. A ValueError says what is wrong."""
+    import numpy as np
+    import torch
+
+    name = getattr(picture, "name", None) or (picture if isinstance(picture, str) else "the picture")
+    try:
+        image = picture if isinstance(picture, Image.Image) else Image.open(picture)
+        w, h = image.size
+        if w * h > MAX_PICTURE_PIXELS:
+            raise ValueError(f"{Path(str(name)).name} is {w}×{h} pixels: at most {MAX_PICTURE_PIXELS // 1_000_000} "
+                             "megapixels; make it smaller first")
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # an animation: its first frame
+        image.load()
+    except (OSError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{Path(str(name)).name} is not a picture this can read ({e})") from None
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grayscale: scale its range to 8 bits
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(a / top * 255, 0, 255).astype(np.uint8), "L")
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, (*background, 255))
+    flat.alpha_composite(rgba)
+    side = min(flat.size)
+    left, top = (flat.width - side) // 2, (flat.height - side) // 2
+    square = flat.convert("RGB").crop((left, top, left + side, top + side))
+    square = square.resize((resolution, resolution), Image.LANCZOS)
+    x = torch.from_numpy(np.asarray(square, dtype=np.float32).copy()).permute(2, 0, 1)[None]
+    return x / 127.5 - 1.0

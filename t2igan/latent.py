@@ -30,11 +30,15 @@ FORMAT = "t2igan.latent.v1"
 class Latent:
     noise: torch.Tensor       # [B, z_dim]
     conditions: torch.Tensor  # [B, levels, cond_dim]
+    source: torch.Tensor | None = None  # [B, cond_dim]: for a fitted picture, the text code of what it shows
+                                        # (the encoder's guess or the prompt given): edits move by target − source
 
     def __post_init__(self):
         if self.noise.dim() != 2 or self.conditions.dim() != 3 or self.noise.shape[0] != self.conditions.shape[0]:
             raise ValueError(f"a Latent is noise [B, z_dim] and conditions [B, levels, cond_dim] with the same B, got "
                              f"{tuple(self.noise.shape)} and {tuple(self.conditions.shape)}")
+        if self.source is not None and tuple(self.source.shape) != (self.noise.shape[0], self.conditions.shape[2]):
+            raise ValueError(f"a Latent's source is [B, cond_dim], got {tuple(self.source.shape)}")
 
     def __len__(self) -> int:
         return self.noise.shape[0]
@@ -45,14 +49,17 @@ class Latent:
 
     def __getitem__(self, rows) -> "Latent":
         rows = [rows] if isinstance(rows, int) else rows
-        return Latent(self.noise[rows], self.conditions[rows])
+        return Latent(self.noise[rows], self.conditions[rows], None if self.source is None else self.source[rows])
 
     def to(self, *args, **kwargs) -> "Latent":
-        return Latent(self.noise.to(*args, **kwargs), self.conditions.to(*args, **kwargs))
+        return Latent(self.noise.to(*args, **kwargs), self.conditions.to(*args, **kwargs),
+                      None if self.source is None else self.source.to(*args, **kwargs))
 
     @staticmethod
     def cat(latents: list["Latent"]) -> "Latent":
-        return Latent(torch.cat([x.noise for x in latents]), torch.cat([x.conditions for x in latents]))
+        sources = [x.source for x in latents]
+        return Latent(torch.cat([x.noise for x in latents]), torch.cat([x.conditions for x in latents]),
+                      None if any(s is None for s in sources) else torch.cat(sources))
 
     @staticmethod
     def mix(layout: "Latent", details: "Latent", split: int) -> "Latent":
@@ -68,8 +75,9 @@ class Latent:
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
         """Write `path` (.safetensors) atomically; `metadata` (text) says which model it belongs to and why."""
         meta = {"format": FORMAT, **{str(k): str(v) for k, v in (metadata or {}).items()}}
-        tensors = {"noise": self.noise.detach().float().cpu().contiguous(),
-                   "conditions": self.conditions.detach().float().cpu().contiguous()}
+        tensors = {"noise": self.noise, "conditions": self.conditions,
+                   **({"source": self.source} if self.source is not None else {})}
+        tensors = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
         path = Path(path)
         return write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
@@ -83,7 +91,10 @@ class Latent:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise ValueError(f"{path.name} is not a readable latent file ({exc})") from None
-        if meta.get("format") != FORMAT or set(tensors) != {"noise", "conditions"}:
+        if meta.get("format") != FORMAT or not {"noise", "conditions"} <= set(tensors) <= {"noise", "conditions", "source"}:
             raise ValueError(f"{path.name} is not a t2igan latent (it needs format={FORMAT} and the tensors 'noise' "
                              "and 'conditions')")
-        return Latent(tensors["noise"], tensors["conditions"]), meta
+        try:
+            return Latent(tensors["noise"], tensors["conditions"], tensors.get("source")), meta
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from None

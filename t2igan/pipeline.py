@@ -160,7 +160,8 @@ class T2IGANPipeline(DiffusionPipeline):
                  latents: torch.Tensor | Latent | None = None,
                  prompt_embeds: torch.Tensor | None = None, output_type: str = "pil", return_dict: bool = True,
                  style: str | None = None, fine_prompt: Prompt | None = None, split: int | None = None,
-                 level_weights: list[float] | None = None, directions: list[float] | dict[int, float] | None = None):
+                 level_weights: list[float] | None = None, directions: list[float] | dict[int, float] | None = None,
+                 strength: float = 1.0, source_prompt: Prompt | None = None):
         """Generate `num_images_per_prompt` images for each prompt.
 
         `truncation` scales the noise: below 1 trades variety for typical, cleaner images (None: the model's
@@ -177,16 +178,16 @@ class T2IGANPipeline(DiffusionPipeline):
         `t2igan directions`), in standard deviations of the noise: a list (one per slider) or {slider: amount}.
 
         `latents`: a noise tensor [images, z_dim] (diffusers' meaning: drawn with the prompt, scaled by truncation),
-        or a `Latent` (noise + one condition per level, from `latent()`, `Latent.mix` or a file): drawn as it is,
-        without a prompt; a `truncation` given with it scales its noise once more.
+        or a `Latent` (noise + one condition per level, from `latent()`, `Latent.mix`, `invert` or a file): drawn
+        as it is, or with a `prompt` edited toward it (see `edit`: `strength`, `source_prompt`, `split`,
+        `level_weights`). A `truncation` given with a Latent scales its noise once more; `seed` with `variation` > 0
+        and `num_images_per_prompt` > 1 gives variations of it.
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         if isinstance(latents, Latent):
-            if len(latents) > MAX_IMAGES:
-                raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {len(latents)}")
-            scale = 1.0 if truncation is None else finite_number(truncation, "truncation", 0.0, 4.0)
-            latent = Latent(latents.noise * scale, latents.conditions)
+            latent = self._from_latent(latents, prompt, num_images_per_prompt, seed, truncation, variation, strength,
+                                       source_prompt, split, level_weights, style)
         else:
             latent = self.latent(prompt, num_images_per_prompt, generator=generator, seed=seed, truncation=truncation,
                                  variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style,
@@ -194,6 +195,57 @@ class T2IGANPipeline(DiffusionPipeline):
         if directions:
             latent = Latent(latent.noise + self.direction_offset(directions), latent.conditions)
         return self._output(self.render(latent), output_type, return_dict)
+
+    def _from_latent(self, latent: Latent, prompt, n, seed, truncation, variation, strength, source_prompt, split,
+                     level_weights, style) -> Latent:
+        n = whole_number(n, "num_images_per_prompt", 1, MAX_IMAGES)
+        if len(latent) * n > MAX_IMAGES:
+            raise ValueError(f"at most {MAX_IMAGES} images per call, asked for {len(latent) * n}")
+        scale = 1.0 if truncation is None else finite_number(truncation, "truncation", 0.0, 4.0)
+        latent = Latent(latent.noise.float() * scale, latent.conditions.float(), latent.source)
+        if prompt is not None:
+            latent = self.edit(latent, prompt, strength=strength, source_prompt=source_prompt, split=split,
+                               level_weights=level_weights, style=style)
+        elif source_prompt is not None or split is not None or level_weights is not None:
+            raise ValueError("source_prompt, split and level_weights shape an edit: give the prompt to edit toward")
+        if n == 1:
+            return latent
+        rows = latent[[k for k in range(len(latent)) for _ in range(n)]]
+        variation = finite_number(variation, "variation", 0.0, 4.0)
+        if variation == 0:
+            return rows
+        # as prepare_latents: the first image of each group is the latent itself, the others small moves around it
+        g = torch.Generator().manual_seed((0 if seed is None else whole_number(seed, "seed", 0, SEED_MAX)) ^ 0x5EED)
+        steps = torch.randn(rows.noise.shape, generator=g)
+        steps[::n] = 0
+        rms = rows.noise.pow(2).mean(1, keepdim=True).sqrt()
+        norm = torch.sqrt(1 + variation**2 * (steps.abs().sum(1, keepdim=True) > 0).float())
+        return Latent((rows.noise + variation * rms * steps) / norm, rows.conditions, rows.source)
+
+    def edit(self, latent: Latent, prompt: Prompt, strength: float = 1.0, source_prompt: Prompt | None = None,
+             split: int | None = None, level_weights: list[float] | None = None, style: str | None = None) -> Latent:
+        """Move a Latent's conditions toward `prompt`, keeping its noise.
+
+        A difference edit when the source is known — `source_prompt` ("a red apple" → "a green apple"), or, for a
+        fitted picture, what it was fitted from (`Latent.source`: the encoder's guess or the prompt given to
+        `invert`): every level moves by `strength` × (prompt − source), so what the picture has of its own stays.
+        Otherwise every level moves `strength` of the way to the prompt's condition. `split` / `level_weights`
+        limit the edit to some levels (e.g. split=2: the layout levels 4 and 8 px stay as they are)."""
+        strength = finite_number(strength, "strength", -2.0, 2.0)
+        target = self._conditions(self.encode_prompt(self.styled(prompt, style)))
+        if target.shape[0] not in (1, len(latent)):
+            raise ValueError(f"give one prompt, or one per latent ({len(latent)}), got {target.shape[0]}")
+        if source_prompt is not None:
+            source = self._conditions(self.encode_prompt(self.styled(source_prompt, style)))
+            if source.shape[0] != target.shape[0]:
+                raise ValueError("give as many source prompts as prompts")
+            move = target - source
+        elif latent.source is not None:
+            move = target - latent.source[:, None, :]
+        else:
+            move = target - latent.conditions
+        w = self.level_weights(0 if split is None and level_weights is None else split, level_weights)[None, :, None]
+        return Latent(latent.noise, latent.conditions + strength * w * move, latent.source)
 
     def direction_offset(self, amounts: list[float] | dict[int, float]) -> torch.Tensor:
         """The noise offset [z_dim] of the direction sliders at `amounts`."""
@@ -263,6 +315,7 @@ class T2IGANPipeline(DiffusionPipeline):
         with self._eval():
             return self.generator.conditions(embeds.to(self.generator.device, self.generator.dtype)).float().cpu()
 
+    @torch.no_grad()
     def render(self, latent: Latent) -> torch.Tensor:
         """A Latent → images in [-1, 1], [B, 3, H, W] on the CPU."""
         if latent.levels != self.generator.levels or latent.noise.shape[1] != self.generator.config.z_dim:

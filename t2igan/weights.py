@@ -1,6 +1,7 @@
 """Where model folders live, and loading one onto a device: the one entry point the CLI, app and API share."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -169,3 +170,14 @@ def model_directions(model: str | os.PathLike | None = None, allow_paths: bool =
     except (NoModelError, ValueError, OSError):
         return []
     return found[1] if found else []
+
+
+def model_fingerprint(model: str | os.PathLike | None = None) -> str:
+    """16 hex digits of the SHA-256 of the model's generator weights: which version of a model a latent was fitted to."""
+    folder = resolve_model(model)
+    digest = hashlib.sha256()
+    for f in sorted((folder / "generator").glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]

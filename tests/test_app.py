@@ -323,3 +323,26 @@ def test_video_through_the_api(app_env):
                                    ("a red circle", "zoom", "mode must be one of")]:
         mp4, webp, status = client.predict(prompts=prompts, mode=mode, **args, api_name="/video")
         assert mp4 is None and message in status
+
+
+def test_invert_and_edit_through_the_api(app_env, tmp_path):
+    """/invert: a picture in → its redrawing, a latent file and the fit's quality; /edit: words move it."""
+    client = app_env["client"]
+    Image.new("RGBA", (300, 200), (255, 0, 0, 128)).save(tmp_path / "mine.png")
+    pair, latent, status = client.predict(picture=handle_file(str(tmp_path / "mine.png")), prompt="a red circle",
+                                          model="tiny", steps=3, api_name="/invert")
+    assert len(pair) == 2 and "LPIPS" in status and "PSNR" in status
+    assert str(latent).endswith(".safetensors")
+    args = dict(latent=handle_file(latent), model="tiny", strength=1.0, split=0, source_prompt="", seed=0,
+                variation=0.3)
+    (same,), _ = client.predict(prompt="", n=1, **args, api_name="/edit")
+    edited, status = client.predict(prompt="a blue square", n=3, **args, api_name="/edit")
+    assert len(edited) == 3 and "3 images in" in status
+    pixels = lambda item: np.asarray(Image.open(item["image"]), dtype=int)  # noqa: E731
+    assert (pixels(edited[0]) != pixels(same)).any()
+    images, status = client.predict(prompt="x", n=1, **{**args, "latent": None}, api_name="/edit")
+    assert images == [] and "put a picture into the model first" in status
+    (tmp_path / "fake.png").write_text("no picture")
+    pair, latent, status = client.predict(picture=handle_file(str(tmp_path / "fake.png")), prompt="", model="tiny",
+                                          steps=3, api_name="/invert")
+    assert pair == [] and latent is None and "not a picture this can read" in status

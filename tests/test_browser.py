@@ -284,6 +284,32 @@ def test_video_plays_in_the_browser(page, served):
     page.screenshot(path=str(served["shots"] / "video.png"), full_page=True)
 
 
+def test_upload_invert_and_edit(page, served, tmp_path):
+    """Edit tab: upload a picture → its redrawing beside it with the fit's quality → type an edit → the result."""
+    from PIL import Image, ImageDraw
+
+    drawing = Image.new("RGBA", (300, 300), (0, 0, 0, 0))  # a hand-drawn red apple on a transparent background
+    pen = ImageDraw.Draw(drawing)
+    pen.ellipse((50, 70, 250, 270), fill=(220, 30, 40, 255))
+    pen.rectangle((140, 30, 160, 80), fill=(90, 60, 20, 255))
+    drawing.save(tmp_path / "apple.png")
+    page.get_by_role("tab", name="Edit").click()
+    page.set_input_files("#edit-picture input[type=file]", str(tmp_path / "apple.png"))
+    page.wait_for_timeout(1000)
+    page.click("#invert-btn")
+    page.wait_for_selector("#invert-status :text('LPIPS')", timeout=120_000)
+    assert page.locator("#edit-pair img").count() == 2
+    page.locator("#edit-result img").first.wait_for(timeout=60_000)  # the picture as it is, before any words
+    fill_text(page, "#edit-prompt textarea, #edit-prompt input", "a green apple")
+    before = page.eval_on_selector_all("#edit-result img", "els => els.map(e => e.src)")
+    page.locator("#edit-prompt textarea, #edit-prompt input").first.press("Enter")
+    page.wait_for_function("b => { const s = [...document.querySelectorAll('#edit-result img')].map(e => e.src);"
+                           " return s.length && JSON.stringify(s) !== JSON.stringify(b); }", arg=before,
+                           timeout=60_000)
+    assert "images in" in page.inner_text("#edit-status")
+    page.screenshot(path=str(served["shots"] / "edit.png"), full_page=True)
+
+
 def test_model_tab(page, served):
     page.get_by_role("tab", name="Model").click()
     page.click("#sheet-btn")

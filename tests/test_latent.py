@@ -54,9 +54,11 @@ def test_latents_that_do_not_fit_are_refused(tiny_pipe):
 
 def test_latent_files_round_trip_and_bad_files_are_named(tiny_pipe, tmp_path):
     latent = tiny_pipe.latent(["a cat", "a dog"], seed=4)
+    latent.source = latent.conditions[:, 0] + 1
     path = latent.save(tmp_path / "cat.safetensors", {"model": "tiny", "prompt": "a cat"})
     back, meta = Latent.load(path)
     assert torch.equal(back.noise, latent.noise) and torch.equal(back.conditions, latent.conditions)
+    assert torch.equal(back.source, latent.source)
     assert meta["model"] == "tiny" and meta["prompt"] == "a cat"
     assert [p.name for p in tmp_path.iterdir()] == ["cat.safetensors"]  # no temp file left beside it
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")

@@ -5,12 +5,13 @@ import os
 
 import gradio as gr
 
-from . import generate_tab, model_tab, train_tab
+from . import edit_tab, generate_tab, model_tab, train_tab
 from .state import Studio, outputs_dir
 from ..weights import list_models
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
+#video-out video { object-fit: contain; max-height: 384px; image-rendering: pixelated; }
 """
 MAX_FILE_SIZE = "50mb"
 CACHE_LIFETIME_S = 3600  # Gradio's copies of uploads and shown images: deleted hourly once an hour old
@@ -24,6 +25,16 @@ def _keep_gradio_files_in_outputs() -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(outputs_dir() / "gradio-cache")
 
 
+def _first_image(gallery):
+    """Generate → Edit: the first image of the gallery becomes the Edit tab's picture."""
+    if not gallery:
+        return gr.update(), gr.update()
+    first = gallery[0]
+    image = first[0] if isinstance(first, (list, tuple)) else first
+    return getattr(image, "path", None) or (image.get("path") if isinstance(image, dict) else image), \
+        gr.Tabs(selected="edit")
+
+
 def build_app(device: str | None = None, threads: int | None = None) -> gr.Blocks:
     """The UI; `device` is 'auto'/'cpu'/'cuda'/'mps' (None: $T2IGAN_DEVICE or auto); `threads` per generation."""
     studio = Studio(device, threads)
@@ -34,12 +45,16 @@ def build_app(device: str | None = None, threads: int | None = None) -> gr.Block
             gr.Markdown("**No trained model yet.** `weights/` holds no model folder, so there is nothing to "
                         "generate with. Train one in the Train tab or with `t2igan train`, or restore `weights/` "
                         "from git.", elem_id="no-model")
-        with gr.Tab("Generate", id="generate"):
-            gen = generate_tab.build(studio)
-        with gr.Tab("Train", id="train"):
-            train_tab.build(studio, gen["model"])
-        with gr.Tab("Model", id="model"):
-            model_tab.build(studio, gen["model"])
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                gen = generate_tab.build(studio)
+            with gr.Tab("Edit", id="edit"):
+                edit = edit_tab.build(studio, gen["model"])
+            with gr.Tab("Train", id="train"):
+                train_tab.build(studio, gen["model"])
+            with gr.Tab("Model", id="model"):
+                model_tab.build(studio, gen["model"])
+        gen["send"].click(_first_image, gen["gallery"], [edit["picture"], tabs], api_visibility="private")
         if list_models():
             demo.load(gen["run"], gen["inputs"], [gen["gallery"], gen["status"]], api_visibility="private")
     demo.studio = studio

@@ -112,10 +112,10 @@ def slider_controls(model: str | None) -> list[dict]:
             for k in range(MAX_SLIDERS)]
 
 
-def split_control(model: str | None) -> dict:
+def split_control(model: str | None, what: str = "the details prompt drives") -> dict:
     """The split slider's range and label for a model: its levels, coarse to fine."""
     sizes = model_levels(model, allow_paths=False) or [4, 8, 16, 32, 64]
-    return dict(maximum=len(sizes), label=f"Split: the details prompt drives the levels from this one on "
+    return dict(maximum=len(sizes), label=f"Split: {what} the levels from this one on "
                                           f"({', '.join(f'{k} = {s} px' for k, s in enumerate(sizes))})")
 
 
@@ -164,6 +164,7 @@ def build(studio: Studio) -> dict:
     status = gr.Markdown(elem_id="gen-status")
     gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
                          format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
+    send = gr.Button("Edit the first image", size="sm", elem_id="send-to-edit")
 
     inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style, fine_prompt, split,
               *sliders]
@@ -244,4 +245,4 @@ def build(studio: Studio) -> dict:
 
         go_v.click(run_video, [video_prompts, model, mode, seed, seconds, size, direction, truncation, style],
                    [video, webp, status_v], api_name="video", concurrency_id="gen")
-    return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status}
+    return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status, "send": send}

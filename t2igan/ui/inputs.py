@@ -31,3 +31,18 @@ def radio(*args, **kwargs) -> gr.Radio:
     choice = gr.Radio(*args, **kwargs)
     choice.preprocess = _as_sent  # an unknown choice reaches the handler, which names the ones it accepts
     return choice
+
+
+def _upload_path(payload):
+    if payload is None:
+        return None
+    return getattr(payload, "path", None) or (payload.get("path") if isinstance(payload, dict) else None)
+
+
+def picture(*args, **kwargs) -> gr.Image:
+    """An image upload whose file reaches the handler as uploaded (its path in Gradio's upload cache): Gradio's own
+    preprocessing decodes it first and fails with a bare error on a file that is not a picture or is too large;
+    `images.picture_tensor` reads it and names what is wrong."""
+    box = gr.Image(*args, type="filepath", **kwargs)
+    box.preprocess = _upload_path
+    return box

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..device import describe
+from ..invert import Projector, load_encoder
+from ..perceptual import LPIPS
 from ..job import TrainingJob, active_job
 from ..weights import check_name, list_models, load_pipeline, model_version, resolve_model, weights_dir
 
@@ -61,6 +63,8 @@ class Studio:
         self._pipes: OrderedDict[str, tuple[tuple, object]] = OrderedDict()  # name → (folder version, pipeline)
         self.job: TrainingJob | None = None
         self.job_owner: str | None = None
+        self._lpips = None
+        self._projectors: dict[int, object] = {}  # pipeline id → its Projector (the last one used)
 
     @staticmethod
     def model_name(name: str | None) -> str | None:
@@ -82,6 +86,19 @@ class Studio:
                     self._pipes.popitem(last=False)
             self._pipes.move_to_end(name)
             return self._pipes[name][1]
+
+    def projector(self, name: str | None):
+        """A Projector for the model's pipeline as it is now (its inversion encoder if it has one); the perceptual
+        network is loaded once per app."""
+        pipe = self.pipeline(name)
+        with self.lock:
+            if self._lpips is None:
+                self._lpips = LPIPS.from_wheel()
+            key = id(pipe)
+            if key not in self._projectors:
+                folder = resolve_model(self.model_name(name), allow_paths=False)
+                self._projectors = {key: Projector(pipe, lpips=self._lpips, encoder=load_encoder(folder))}
+            return self._projectors[key]
 
     def generation_threads(self) -> int:
         """CPU threads for one generation request: 1 unless set (--threads / $T2IGAN_THREADS).
