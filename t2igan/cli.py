@@ -48,6 +48,7 @@ from .weights import (
     list_encoders,
     list_models,
     load_pipeline,
+    model_directions,
     model_fingerprint,
     model_index,
     model_styles,
@@ -169,7 +170,8 @@ def cmd_info(args) -> int:
         gen = json.loads((path / "generator" / "config.json").read_text())
         info.update(model=str(path), text_encoder=index.get("text_encoder_id") or "stored in the model folder",
                     resolution=gen.get("resolution"), default_truncation=default_truncation(path),
-                    styles=model_styles(path))
+                    styles=model_styles(path), direction_sliders=model_directions(path) or "none",
+                    inversion_encoder=(path / ENCODER / "config.json").is_file())
     except NoModelError as e:
         info.update(model=None, note=str(e))
     for k, v in info.items():

@@ -37,15 +37,16 @@ class InversionEncoder(SerialBuild, ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, resolution: int = 64, z_dim: int = 64, cond_dim: int = 192,
-                 widths: tuple[int, ...] | list[int] = (32, 64, 128, 256)):
+                 widths: tuple[int, ...] | list[int] = (32, 64, 128, 128), bottleneck: int = 32):
         super().__init__()
         layers, cin = [], 3
         for w in widths:  # 64 → 32 → 16 → 8 → 4
             layers += [nn.Conv2d(cin, w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(w, w, 3, 1, 1), nn.LeakyReLU(0.2)]
             cin = w
+        layers += [nn.Conv2d(cin, bottleneck, 1), nn.LeakyReLU(0.2)]  # keeps where things are, in few numbers
         self.body = nn.Sequential(*layers)
         side = resolution // 2 ** len(widths)
-        self.head = nn.Linear(cin * side * side, z_dim + cond_dim)
+        self.head = nn.Linear(bottleneck * side * side, z_dim + cond_dim)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.head(self.body(images).flatten(1))

@@ -193,7 +193,7 @@ class T2IGANPipeline(DiffusionPipeline):
                                  variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style,
                                  fine_prompt=fine_prompt, split=split, level_weights=level_weights)
         if directions:
-            latent = Latent(latent.noise + self.direction_offset(directions), latent.conditions)
+            latent = Latent(latent.noise + self.direction_offset(directions), latent.conditions, latent.source)
         return self._output(self.render(latent), output_type, return_dict)
 
     def _from_latent(self, latent: Latent, prompt, n, seed, truncation, variation, strength, source_prompt, split,

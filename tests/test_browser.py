@@ -238,9 +238,11 @@ def test_layout_and_details_prompts(page, served):
     """A details prompt + the split slider: releasing the slider redraws with the fine levels from the details."""
     page.get_by_role("tab", name="Generate").click()
     open_accordion(page, "Layout from the prompt, details from another", "#fine-prompt textarea, #fine-prompt input")
+    if page.locator("#mix-prompt textarea, #mix-prompt input").first.is_visible():
+        fill_text(page, "#mix-prompt textarea, #mix-prompt input", "")  # no prompt blend from an earlier test
     fill_text(page, "#fine-prompt textarea, #fine-prompt input", "a blue heart")
     before = gallery_srcs(page)
-    release_slider(page, "split", 0.1)
+    release_slider(page, "split", 0.42)  # level 2: layout from the prompt (4, 8 px), the rest from the details
     wait_change(page, before)
     assert "images in" in page.inner_text("#gen-status")
     page.screenshot(path=str(served["shots"] / "layout-details.png"), full_page=True)

@@ -74,6 +74,7 @@ def test_info_and_console_script(tiny_pipe, weights_root, tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "device: cpu" in proc.stdout and "tiny" in proc.stdout and "minilm" in proc.stdout
+    assert "direction_sliders: none" in proc.stdout and "inversion_encoder: False" in proc.stdout
 
 
 def test_bench_prints_json(tiny_pipe, weights_root, capsys):

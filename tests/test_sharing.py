@@ -252,6 +252,12 @@ def test_no_answer_names_a_server_path(app_env, tmp_path):
             source="built emoji dataset (data/emoji/train)", files=None, base="tiny", balance_by="",
             api_name="/check_data"),
         "sample_sheet (missing)": lambda: client.predict(model="missing", api_name="/sample_sheet"),
+        "video": lambda: client.predict(prompts="a\nb", model="tiny", mode="walk", seed=0, seconds=0.5, size=64,
+                                        direction=1, truncation=0.8, api_name="/video"),
+        "invert (not a picture)": lambda: client.predict(picture=handle_file(str(broken)), prompt="", model="tiny",
+                                                         steps=2, api_name="/invert"),
+        "edit (no latent)": lambda: client.predict(latent=None, prompt="a", model="tiny", strength=1.0, split=0,
+                                                   source_prompt="", seed=0, n=1, variation=0.0, api_name="/edit"),
         "export_zip": lambda: client.predict(model="tiny", api_name="/export_zip"),
         "export_zip (missing)": lambda: client.predict(model="missing", api_name="/export_zip"),
         "train_start (broken zip)": lambda: start_job(client, broken, "broken-run"),
@@ -299,8 +305,8 @@ def call_raw(port: int, api_name: str, data: list):
     return json.loads(payload)
 
 
-GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style", "fine_prompt",
-        "split"]
+GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style",
+                   "fine_prompt", "split", *(f"direction_{k}" for k in range(1, 9))]
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -314,11 +320,15 @@ GENERATE_FIELDS = ["prompt", "model", "seed", "n", "truncation", "variation", "m
     ("truncation", float("inf"), "truncation must be a number between"),
     ("variation", -float("inf"), "variation must be a number between"),
     ("mix_weight", float("nan"), "mix weight must be a number between 0.0 and 1.0"),
+    ("split", float("nan"), "split must be a whole number"),
+    ("direction_1", float("inf"), "direction 1 must be a number between"),
 ])
 def test_nan_inf_and_out_of_range_numbers_get_words_not_tracebacks(app_env, capfd, field, value, words):
     capfd.readouterr()
     args = dict(prompt="a red circle", model="tiny", seed=3, n=2, truncation=0.8, variation=0.0,
-                mix_prompt="a blue square" if field == "mix_weight" else "", mix_weight=0.5, style="any")
+                mix_prompt="a blue square" if field == "mix_weight" else "", mix_weight=0.5, style="any",
+                fine_prompt="a blue square" if field == "split" else "", split=2,
+                **{f"direction_{k}": 0.0 for k in range(1, 9)})
     args[field] = value
     images, status = call_raw(app_env["port"], "generate", [args[f] for f in GENERATE_FIELDS])
     assert images == [] and status.startswith("⚠️") and words in status, status
@@ -399,12 +409,10 @@ def test_two_clients_job_starts_while_the_other_switches_models(tmp_path):
 def test_every_endpoint_names_its_parameters(app_env):
     """Keyword calls work on every endpoint: no parameter is an unnamed param_N (lambdas with *args had 31)."""
     api = app_env["client"].view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/generate", "/interpolate", "/check_data", "/train_start", "/train_status", "/train_pause",
-            "/train_resume", "/train_stop", "/sample_sheet", "/export_zip", "/export_onnx"} <= set(api)
+    assert {"/generate", "/interpolate", "/video", "/invert", "/edit", "/check_data", "/train_start", "/train_status",
+            "/train_pause", "/train_resume", "/train_stop", "/sample_sheet", "/export_zip", "/export_onnx"} <= set(api)
     unnamed = [(name, p["parameter_name"]) for name, e in api.items() for p in e["parameters"]
                if not p.get("parameter_name") or p["parameter_name"].startswith("param_")]
     assert not unnamed, unnamed
-    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == [
-        "prompt", "model", "seed", "n", "truncation", "variation", "mix_prompt", "mix_weight", "style", "fine_prompt",
-        "split"]
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == GENERATE_FIELDS
     assert app_env["client"].predict(api_name="/train_status")["state"] in ("idle", "completed", "stopped")

@@ -56,3 +56,21 @@ def test_model_card_is_a_hugging_face_card_the_app_shows_whole(monkeypatch):
     monkeypatch.setenv("T2IGAN_WEIGHTS", str(MODEL.parent))
     shown = card("emoji-64")
     assert "pipeline_tag" not in shown and "## Known limitations" in shown and shown.rstrip().endswith("64×64 pixels.")
+
+
+@pytest.mark.skipif(not (MODEL / "directions.safetensors").is_file(), reason="the shipped model has no sliders")
+def test_shipped_sliders_and_inversion_encoder():
+    """Its direction sliders load with their names and move the image; its encoder starts inversions."""
+    from t2igan import T2IGANPipeline
+    from t2igan.invert import load_encoder
+
+    pipe = T2IGANPipeline.from_pretrained(MODEL)
+    vectors, names, report = pipe.directions
+    assert len(names) == 8 and names[0] == "flat ↔ shaded" and len(report) == 8
+    still = pipe("grinning face", seed=1, output_type="pt").images
+    moved = pipe("grinning face", seed=1, directions={0: 2.0}, output_type="pt").images
+    assert (moved - still).abs().mean() > 0.02
+    if (MODEL / "inversion_encoder").is_dir():
+        encoder = load_encoder(MODEL)
+        z, t = encoder(still * 2 - 1)
+        assert z.shape == (1, pipe.generator.config.z_dim) and t.shape == (1, pipe.generator.config.cond_dim)

@@ -59,9 +59,9 @@ def edit(studio: Studio, latent_file: str | None, prompt: str, model: str | None
         strength = finite_number(strength, "strength", -2.0, 2.0)
         torch.set_num_threads(studio.generation_threads())
         t0 = time.perf_counter()
-        images = pipe((prompt or "").strip() or None, latents=latent, strength=strength,
-                      source_prompt=(source_prompt or "").strip() or None, split=split if (prompt or "").strip() else None,
-                      num_images_per_prompt=n, seed=seed, variation=variation).images
+        prompt = (prompt or "").strip() or None
+        images = pipe(prompt, latents=latent, strength=strength, source_prompt=(source_prompt or "").strip() or None,
+                      split=split if prompt else None, num_images_per_prompt=n, seed=seed, variation=variation).images
         ms = (time.perf_counter() - t0) * 1000
         other = meta.get("model") not in (None, name)
         note = f" · fitted to {meta['model']}: this model draws it differently" if other else ""
@@ -84,6 +84,7 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
             go = gr.Button("Put into the model", variant="primary", elem_id="invert-btn")
         with gr.Column(scale=1):
             pair = gr.Gallery(label="Your picture · the model's redrawing", columns=2, height=280, format="png",
+                              preview=False,
                               elem_id="edit-pair", elem_classes=["pixelated"], object_fit="contain")
             fit_status = gr.Markdown(elem_id="invert-status")
             latent = gr.File(label="The picture in the model (.safetensors: `t2igan generate --latent`)",
@@ -98,9 +99,9 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
         split = slider(0, 5, value=0, step=1, elem_id="edit-split", **split_control(None, EDIT_LEVELS))
     with gr.Row():
         seed = number(label="Seed (for variations)", value=0, precision=0, minimum=0, elem_id="edit-seed")
-        n = slider(1, 8, value=1, step=1, label="Images", elem_id="edit-n")
+        n = slider(1, 8, value=4, step=1, label="Images (the first: the edit; the others: variations)", elem_id="edit-n")
         variation = slider(0.0, 1.0, value=0.3, step=0.05, label="Variation between images", elem_id="edit-variation")
-    result = gr.Gallery(label="Edited", columns=4, height=300, format="png", elem_id="edit-result",
+    result = gr.Gallery(label="Edited", columns=4, height=300, format="png", elem_id="edit-result", preview=False,
                         elem_classes=["pixelated"], object_fit="contain")
     status = gr.Markdown(elem_id="edit-status")
 
