@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from t2igan.datasets import emoji as em
+from t2igan.datasets.emoji import build as em
 from t2igan.datasets.emoji import (
     EMOJI_SOURCES,
     EmojiBuildError,

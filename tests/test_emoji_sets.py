@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from t2igan.datasets.emoji import EmojiBuildError, build_emoji_dataset
-from t2igan.datasets.emoji_sets import SVG_SETS, SetError, code_key, read_set, slug
+from t2igan.datasets.emoji.sets import SVG_SETS, SetError, code_key, read_set, slug
 
 from test_emoji_dataset import _make_fake_package, _write_tgz
 
