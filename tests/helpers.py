@@ -107,3 +107,14 @@ def running_app(root: Path, copy_models: tuple[Path, ...] = (), **build_kwargs):
         demo.close()
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def wake(pipe, scale: float = 0.05):
+    """Move a tiny untrained model off its identity start (its modulations begin as the identity, so the text would
+    reach the first level only), so that every level and the noise change the picture. Returns the pipeline."""
+    import torch
+
+    torch.manual_seed(0)
+    for p in pipe.generator.parameters():
+        p.data += scale * torch.randn_like(p)
+    return pipe

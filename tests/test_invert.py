@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import wake
 from t2igan import Latent
 from t2igan.cli import main
 from t2igan.images import picture_tensor
@@ -17,12 +18,6 @@ from t2igan.perceptual import LPIPS
 def lpips():
     return LPIPS.from_wheel()
 
-
-def _wake(pipe):
-    torch.manual_seed(0)
-    for p in pipe.generator.parameters():
-        p.data += 0.05 * torch.randn_like(p)
-    return pipe
 
 
 def test_any_picture_becomes_one_square_tensor(tmp_path):
@@ -57,7 +52,7 @@ def test_lpips_is_a_distance(lpips):
 
 
 def test_projection_fits_a_picture_the_model_drew(tiny_pipe, lpips):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     truth = pipe.latent("a red circle", seed=5)
     picture = pipe(latents=truth).images[0]
     projector = Projector(pipe, lpips=lpips)
@@ -71,7 +66,7 @@ def test_projection_fits_a_picture_the_model_drew(tiny_pipe, lpips):
 
 
 def test_encoder_is_trained_saved_and_gives_the_start(tiny_pipe, lpips, tmp_path):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     pipe.save_pretrained(tmp_path / "m")
     train_encoder(pipe, ["a red circle", "a blue square", "a green star"], tmp_path / "m", minutes=0.02,
                   batch_size=8, log=lambda m: None)
@@ -82,7 +77,7 @@ def test_encoder_is_trained_saved_and_gives_the_start(tiny_pipe, lpips, tmp_path
 
 
 def test_edits_move_the_conditions_by_level(tiny_pipe):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     levels = pipe.generator.levels
     picture = pipe.latent("a red apple", seed=2)
     green = pipe.latent("a green apple", seed=2).conditions
@@ -113,7 +108,7 @@ def test_edits_move_the_conditions_by_level(tiny_pipe):
 
 
 def test_invert_and_edit_from_the_command_line(tiny_pipe, weights_root, tmp_path, capsys):
-    _wake(tiny_pipe).save_pretrained(weights_root / "tiny")
+    wake(tiny_pipe).save_pretrained(weights_root / "tiny")
     tiny_pipe("a red circle", seed=3).images[0].resize((200, 150)).save(tmp_path / "mine.png")
     latent = tmp_path / "mine.safetensors"
     assert main(["invert", str(tmp_path / "mine.png"), "-o", str(latent), "--prompt", "a red circle", "--steps", "5",
@@ -128,7 +123,7 @@ def test_invert_and_edit_from_the_command_line(tiny_pipe, weights_root, tmp_path
     assert Image.open(tmp_path / "edit.png").size == (2 * 32 + 3 * 2, 32 + 2 * 2)
     assert main(["generate", "", "--latent", str(latent), "-o", str(tmp_path / "same.png")]) == 0
     # a latent fitted to another version of the model still draws, with a warning
-    _wake(tiny_pipe).save_pretrained(weights_root / "tiny")
+    wake(tiny_pipe).save_pretrained(weights_root / "tiny")
     capsys.readouterr()
     assert main(["generate", "", "--latent", str(latent), "-o", str(tmp_path / "other.png")]) == 0
     assert "was fitted to tiny" in capsys.readouterr().err

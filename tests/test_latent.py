@@ -6,6 +6,7 @@ from t2igan import Generator, Latent
 from t2igan.training.losses import MixLevels
 
 from conftest import TINY_G
+from helpers import wake
 
 
 def test_a_prompts_latent_draws_what_the_prompt_draws(tiny_pipe):
@@ -23,9 +24,7 @@ def test_a_prompts_latent_draws_what_the_prompt_draws(tiny_pipe):
 
 
 def test_levels_can_follow_different_prompts(tiny_pipe):
-    torch.manual_seed(0)
-    for p in tiny_pipe.generator.parameters():  # the tiny model's modulations start as the identity: wake them up
-        p.data += 0.05 * torch.randn_like(p)
+    wake(tiny_pipe)
     a = tiny_pipe.latent("a red apple", seed=1)
     b = tiny_pipe.latent("a blue car", seed=2)
     levels = tiny_pipe.generator.levels
@@ -94,9 +93,7 @@ def test_generator_reads_per_level_sentences_like_one():
 
 
 def test_coarse_and_fine_prompts(tiny_pipe):
-    torch.manual_seed(0)
-    for p in tiny_pipe.generator.parameters():
-        p.data += 0.05 * torch.randn_like(p)
+    wake(tiny_pipe)
     levels = tiny_pipe.generator.levels
     a, b = tiny_pipe.latent("a teddy bear", seed=7), tiny_pipe.latent("made of crochet", seed=7)
     split = tiny_pipe.latent("a teddy bear", seed=7, fine_prompt="made of crochet", split=1)

@@ -5,21 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import wake
 from t2igan import T2IGANPipeline
 from t2igan import directions as sliders
 from t2igan.video import prompt_walk, render_frames, seed_loop, slider_sweep, write_video
 
 
-def _wake(pipe):
-    """Move the tiny model off its identity start so that every level and the noise change the picture."""
-    torch.manual_seed(0)
-    for p in pipe.generator.parameters():
-        p.data += 0.05 * torch.randn_like(p)
-    return pipe
-
 
 def test_paths_have_the_right_frames_and_ends(tiny_pipe):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     walk = prompt_walk(pipe, ["a cat", "a dog", "a car"], seed=3, frames_per_prompt=5)
     assert len(walk) == 11  # 5 + 5 + the last prompt
     first, last = pipe.latent("a cat", seed=3), pipe.latent("a car", seed=3)
@@ -40,7 +34,7 @@ def test_paths_have_the_right_frames_and_ends(tiny_pipe):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webp"])
 def test_videos_are_valid_files_with_every_frame(tiny_pipe, tmp_path, suffix):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     frames = render_frames(pipe, seed_loop(pipe, "a red apple", [0, 1], frames_per_seed=6))
     assert len(frames) == 12 and frames[0].size == (32, 32)
     out = write_video(frames, tmp_path / f"loop{suffix}", fps=12, size=128)
@@ -69,7 +63,7 @@ def test_bad_video_requests_are_explained(tiny_pipe, tmp_path):
 
 
 def test_directions_are_found_saved_loaded_and_move_the_picture(tiny_pipe, tmp_path):
-    pipe = _wake(tiny_pipe)
+    pipe = wake(tiny_pipe)
     vectors = sliders.discover(pipe.generator, count=4)
     assert vectors.shape == (4, pipe.generator.config.z_dim)
     assert torch.allclose(vectors @ vectors.T, torch.eye(4), atol=1e-4)  # orthonormal

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from ..images import enlarge, make_grid, picture_tensor, to_pil
+from ..images import picture_tensor, to_pil
 from ..latent import Latent
 from ..pipeline import SEED_MAX, finite_number, whole_number
 from ..weights import model_fingerprint
