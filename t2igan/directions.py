@@ -86,8 +86,8 @@ def amounts_vector(amounts, count: int) -> torch.Tensor:
     for k, a in items:
         k = int(k)
         if not 0 <= k < count:
-            raise ValueError(f"this model has {count} direction sliders (0 to {count - 1}), got direction {k}"
-                             if count else "this model has no direction sliders: make them with `t2igan directions MODEL`")
+            raise ValueError(f"this model has {count} direction sliders (0 to {count - 1}), got direction {k}" if count
+                             else "this model has no direction sliders: make them with `t2igan directions MODEL`")
         a = float(a)
         if not -10 <= a <= 10 or a != a:
             raise ValueError(f"a direction's amount must be a number from -10 to 10, got {a}")
@@ -99,7 +99,8 @@ def amounts_vector(amounts, count: int) -> torch.Tensor:
 def measure(pipe, directions: torch.Tensor, prompts: list[str], seeds=(0, 1), amount: float = 2.0,
             evaluator=None) -> list[dict]:
     """Per direction: how much a ±`amount` sweep changes the images (mean absolute pixel change, 0–1 scale, against
-    amount 0) and, with an evaluator, how often it still picks the prompt among `prompts` (top-1) at 0 and at ±amount."""
+    amount 0) and, with an evaluator, how often it still picks the prompt among `prompts` (top-1) at 0 and at
+    ±amount."""
     n_prompts, n_seeds = len(prompts), len(seeds)
     base = pipe.latent([p for p in prompts for _ in seeds], seed=None,
                        noise=torch.cat([pipe.prepare_latents(n_seeds, seed=list(seeds))] * n_prompts))

@@ -1,8 +1,8 @@
 """Picture → Latent: put any picture into the model, so that every slider and prompt can then change it.
 
-    picture ─► 64-px tensor (images.picture_tensor) ─► a start: the encoder's guess of (noise, condition), or with a
-    prompt that prompt's condition ─► the best of a few noises ─► Adam on the noise and one condition per level,
-    minimising LPIPS + pixel error, with the conditions held near the start ─► Latent
+    picture ─► 64-px tensor (images.picture_tensor) ─► a start: the encoder's guess of (noise, condition), or
+    with a prompt that prompt's condition ─► the best of a few noises ─► Adam on the noise and one condition per
+    level, minimising LPIPS + pixel error, with the conditions held near the start ─► Latent
 
 The encoder (e4e / ReStyle's idea, much smaller) is trained per model on the generator's own pictures of captions:
 it learns which (noise, text code) draws a picture, so a projection starts near a drawable answer and needs few

@@ -91,7 +91,8 @@ class Latent:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise ValueError(f"{path.name} is not a readable latent file ({exc})") from None
-        if meta.get("format") != FORMAT or not {"noise", "conditions"} <= set(tensors) <= {"noise", "conditions", "source"}:
+        names = set(tensors)
+        if meta.get("format") != FORMAT or not {"noise", "conditions"} <= names <= {"noise", "conditions", "source"}:
             raise ValueError(f"{path.name} is not a t2igan latent (it needs format={FORMAT} and the tensors 'noise' "
                              "and 'conditions')")
         try:

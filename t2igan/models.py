@@ -7,8 +7,9 @@ Generator (read top to bottom like the paper's figure):
     c_0 ─► Linear ─► 4×4 ─► [up ×2 ─► Fuse(c_k) ─► conv ─► Fuse(c_k) ─► conv  (+ skip)] k = 1…n ─► LReLU ─► conv ─► tanh
 
 Every Fuse is two per-channel affine modulations predicted from c_k (DF-GAN's DFBlock), so the prompt steers every
-resolution; one condition per level (latent.py) lets the coarse levels follow one prompt and the fine ones another. The sentence vector is scaled to unit variance per element before its learned map: a raw unit-norm
-384-d vector beside N(0, I) noise is drowned out and the generator learns to ignore the text.
+resolution; one condition per level (latent.py) lets the coarse levels follow one prompt and the fine ones another.
+The sentence vector is scaled to unit variance per element before its learned map: a raw unit-norm 384-d vector
+beside N(0, I) noise is drowned out and the generator learns to ignore the text.
 
 Discriminator:
 

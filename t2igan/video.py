@@ -47,7 +47,8 @@ def prompt_walk(pipe, prompts: list[str], seed: int = 0, frames_per_prompt: int 
     out = []
     for a, b in zip(ends[:-1], ends[1:]):
         for t in _steps(frames_per_prompt):
-            out.append(Latent(keys.noise[a : a + 1], torch.lerp(keys.conditions[a : a + 1], keys.conditions[b : b + 1], t)))
+            conditions = torch.lerp(keys.conditions[a : a + 1], keys.conditions[b : b + 1], t)
+            out.append(Latent(keys.noise[a : a + 1], conditions))
     if not loop:
         out.append(keys[len(prompts) - 1])
     return out

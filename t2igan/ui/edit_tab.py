@@ -99,7 +99,8 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
         split = slider(0, 5, value=0, step=1, elem_id="edit-split", **split_control(None, EDIT_LEVELS))
     with gr.Row():
         seed = number(label="Seed (for variations)", value=0, precision=0, minimum=0, elem_id="edit-seed")
-        n = slider(1, 8, value=4, step=1, label="Images (the first: the edit; the others: variations)", elem_id="edit-n")
+        n = slider(1, 8, value=4, step=1, label="Images (the first: the edit; the others: variations)",
+                   elem_id="edit-n")
         variation = slider(0.0, 1.0, value=0.3, step=0.05, label="Variation between images", elem_id="edit-variation")
     result = gr.Gallery(label="Edited", columns=4, height=300, format="png", elem_id="edit-result", preview=False,
                         elem_classes=["pixelated"], object_fit="contain")

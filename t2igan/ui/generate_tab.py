@@ -151,7 +151,8 @@ def build(studio: Studio) -> dict:
         with gr.Row():
             fine_prompt = gr.Textbox(label="Details prompt (colour, texture; empty: off)", value="", scale=3,
                                      elem_id="fine-prompt")
-            split = slider(0, 5, value=2, step=1, scale=2, elem_id="split", **split_control(models[0] if models else None))
+            split = slider(0, 5, value=2, step=1, scale=2, elem_id="split",
+                           **split_control(models[0] if models else None))
     first = models[0] if models else None
     with gr.Accordion("Direction sliders", open=False):
         gr.Markdown("Directions in the noise found for this model without labels (`t2igan directions MODEL`; "
@@ -187,10 +188,14 @@ def build(studio: Studio) -> dict:
     seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    model.change(lambda m: (gr.update(choices=model_styles(m, allow_paths=False), value="any"),
-                            gr.update(**split_control(m)), *(gr.update(**c) for c in slider_controls(m))),
-                 model, [style, split, *sliders], api_visibility="private").then(run, inputs, [gallery, status], api_visibility="private",
-                                                 concurrency_id="gen")
+
+    def follow_model(m):
+        """The controls that depend on the model: its styles, its levels, its direction sliders."""
+        return (gr.update(choices=model_styles(m, allow_paths=False), value="any"), gr.update(**split_control(m)),
+                *(gr.update(**c) for c in slider_controls(m)))
+
+    model.change(follow_model, model, [style, split, *sliders], api_visibility="private").then(
+        run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
     style.input(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
                  trigger_mode="always_last", show_progress="hidden")
 
