@@ -116,7 +116,8 @@ class Projector:
                  pixel_weight: float = 1.0, hold: float = 0.5, starts: int = 8, seed: int = 0) -> Projection:
         t0 = time.perf_counter()
         pipe, G = self.pipe, self.pipe.generator
-        target = picture_tensor(picture, G.config.resolution)
+        self.lpips.to(G.device)  # fitted in fp32 on the generator's device; the Latent comes back on the CPU
+        target = picture_tensor(picture, G.config.resolution).to(G.device)
         z0, c0, where = self._start(target, prompt, starts, seed)
         z = z0.clone().requires_grad_(True)
         c = c0.clone().requires_grad_(True)
@@ -138,9 +139,9 @@ class Projector:
             for p, g in zip(G.parameters(), had_grad):
                 p.requires_grad_(g)
             G.train(was_training)
-        latent = Latent(z.detach(), c.detach(), source=c0[:, 0].detach())
+        latent = Latent(z.detach(), c.detach(), source=c0[:, 0].detach()).to("cpu")
         with torch.no_grad():
-            image = pipe.render(latent)
+            image = pipe.render(latent).to(G.device)
             d = float(self.lpips(image, target))
             mse = F.mse_loss((image + 1) / 2, (target + 1) / 2).item()
         return Projection(latent, d, 10 * math.log10(1 / max(mse, 1e-10)), time.perf_counter() - t0, where)
@@ -150,17 +151,14 @@ class Projector:
         """(noise, per-level conditions, where): the encoder's or the prompt's condition, with the best of
         `starts` noises (the encoder's own guess among them)."""
         pipe, G = self.pipe, self.pipe.generator
-        if prompt is not None:
-            base = pipe.latent(prompt, seed=seed)
-            code, guess, where = base.conditions[:, 0], None, "prompt"
-        elif self.encoder is not None:
-            guess, code = self.encoder(target)
-            where = "encoder"
+        if prompt is not None or self.encoder is None:  # without either: a prompt that names nothing in particular
+            code, guess = pipe.latent(prompt or "a picture", seed=seed).conditions[:, 0].to(G.device), None
+            where = "prompt" if prompt is not None else "mean"
         else:
-            base = pipe.latent("an emoji", seed=seed)
-            code, guess, where = base.conditions[:, 0], None, "mean"
+            guess, code = self.encoder.to(G.device)(target)
+            where = "encoder"
         truncation = pipe.config.get("default_truncation", 1.0)
-        noise = pipe.prepare_latents(starts, seed=seed) * truncation
+        noise = pipe.prepare_latents(starts, seed=seed).to(G.device) * truncation
         if guess is not None:
             noise[0] = guess[0]
         conditions = code[:, None].expand(starts, G.levels, -1)
