@@ -559,7 +559,7 @@ def test_cli_train_writes_plain_progress_lines_to_a_log(tmp_path, shapes, capsys
 
 def test_a_model_knows_the_styles_its_captions_named(tmp_path, shapes):
     """Captions like 'a red circle, flat style' make 'flat' a style of the model (pipe(..., style='flat')); a
-    fine-tune keeps its base's styles."""
+    fine-tune keeps its base's styles and adds those its own captions name."""
     from t2igan.training.state import styles_in
 
     assert styles_in([["a cat, flat style", "a cat"], ["a dog, outlined style"], ["a cow"]]) == ["flat", "outlined"]
@@ -574,3 +574,9 @@ def test_a_model_knows_the_styles_its_captions_named(tmp_path, shapes):
     plain = make_shapes_folder(tmp_path / "plain")
     train(cfg(tmp_path / "ft", plain, steps=1, init=str(tmp_path / "model"), keep=0.0))
     assert T2IGANPipeline.from_pretrained(tmp_path / "ft" / "model").config.styles == ["flat"]
+    lines = [json.loads(x) for x in (plain / "metadata.jsonl").read_text().splitlines()]
+    for x in lines:
+        x["text"] = x["text"] + [f"{x['text'][0]}, outlined style"]
+    (plain / "metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    train(cfg(tmp_path / "more", plain, steps=1, init=str(tmp_path / "model"), keep=0.0))
+    assert T2IGANPipeline.from_pretrained(tmp_path / "more" / "model").config.styles == ["flat", "outlined"]

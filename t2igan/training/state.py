@@ -143,7 +143,8 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                                                               min_pairs=cfg.min_pairs, group_by=cfg.balance_by))
     emit({"type": "dataset", "report": report.to_dict(), "summary": report.summary()}) if main else None
     captions = data.unique_captions()
-    styles = styles if cfg.init else styles_in(data.captions)  # a fine-tune draws in its base's styles
+    # a fine-tune draws in its base's styles, and in any new ones its captions name (continuing on more emoji sets)
+    styles = list(dict.fromkeys([*(styles if cfg.init else []), *styles_in(data.captions)]))
     row_of = {c: i for i, c in enumerate(captions)}
     caption_rows = [[row_of[c] for c in caps] for caps in data.captions]
     with acc.main_process_first():  # rank 0 fills the on-disk embedding cache, the others read it
