@@ -326,7 +326,7 @@ def cmd_directions(args) -> int:
         evaluator = None if args.no_eval else load_evaluator(args.evaluator)
         report = sliders.measure(pipe, vectors, SHEET_PROMPTS, evaluator=evaluator)
         sliders.save(folder, vectors, report=report)
-    pipe = _load(args)
+    pipe.directions = sliders.load(folder)
     for row, name in zip(pipe.directions[2], pipe.directions[1]):
         print(json.dumps({"name": name, **row}))
     if args.sheet:
@@ -339,9 +339,10 @@ def cmd_directions(args) -> int:
 def read_latent(path: str, model: Path):
     """A latent file for `model`; a warning when it was fitted to another model or another version of it."""
     latent, meta = Latent.load(path)
-    if meta.get("fingerprint") and meta["fingerprint"] != model_fingerprint(model):
+    now = model_fingerprint(model)
+    if meta.get("fingerprint") and meta["fingerprint"] != now:
         print(f"t2igan: warning: {Path(path).name} was fitted to {meta.get('model', 'another model')} "
-              f"({meta['fingerprint']}); {model.name} is {model_fingerprint(model)}: it will draw something else",
+              f"({meta['fingerprint']}); {model.name} is {now}: it will draw something else",
               file=sys.stderr)
     return latent
 

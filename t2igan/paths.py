@@ -1,6 +1,8 @@
-"""Where t2igan keeps things: the weights folder (model names are folder names there) and the per-user cache."""
+"""Where t2igan keeps things: the weights folder (model names are folder names there) and the per-user cache; and
+the hash of files kept there."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -20,3 +22,13 @@ def weights_dir() -> Path:
 def cache_dir() -> Path:
     """Per-user cache for caption embeddings and downloaded packages ($XDG_CACHE_HOME/t2igan)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "t2igan"
+
+
+def sha256_of(*files: str | os.PathLike) -> str:
+    """Hex SHA-256 of the files' bytes, in the order given, read in 1 MB blocks (tarballs, model weights)."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

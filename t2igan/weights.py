@@ -1,7 +1,6 @@
 """Where model folders live, and loading one onto a device: the one entry point the CLI, app and API share."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -11,7 +10,7 @@ import torch
 
 from . import directions as sliders
 from .device import pick_device, set_threads
-from .paths import NAME_RE, weights_dir
+from .paths import NAME_RE, sha256_of, weights_dir
 from .atomic import recover_interrupted_save
 from .pipeline import T2IGANPipeline
 from .text import ENCODERS, list_encoders, local_encoder_path  # noqa: F401 - names the app and CLI use from here
@@ -174,10 +173,4 @@ def model_directions(model: str | os.PathLike | None = None, allow_paths: bool =
 
 def model_fingerprint(model: str | os.PathLike | None = None) -> str:
     """16 hex digits of the SHA-256 of the model's generator weights: which version of a model a latent was fitted to."""
-    folder = resolve_model(model)
-    digest = hashlib.sha256()
-    for f in sorted((folder / "generator").glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_of(*sorted((resolve_model(model) / "generator").glob("*.safetensors")))[:16]

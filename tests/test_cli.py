@@ -130,3 +130,16 @@ def test_generate_in_a_style(tmp_path, tiny_pipe, capsys):
     assert main(["generate", "a cat", "--style", "pixel", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "b.png")]) == 1
     assert "style 'pixel' is not one this model was trained on (it knows: any, flat)" in capsys.readouterr().err
     assert main(["info", "--model", str(tmp_path / "m")]) == 0 and "any, flat" in capsys.readouterr().out
+
+
+def test_directions_are_found_measured_and_renamed(tiny_pipe, weights_root, tmp_path, capsys):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["directions", "tiny", "--count", "3", "--no-eval", "--sheet", str(tmp_path / "s.png"),
+                 "--prompts", "a cat|a dog"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["name"] for r in rows] == ["direction 1", "direction 2", "direction 3"]
+    assert all("change" in r for r in rows) and Image.open(tmp_path / "s.png").height > 6 * 64
+    assert main(["directions", "tiny", "--names", "tilt|b|c"]) == 0
+    assert [json.loads(x)["name"] for x in capsys.readouterr().out.splitlines()] == ["tilt", "b", "c"]
+    assert main(["directions", "tiny", "--names", "only-one"]) == 1
+    assert "3 directions need as many names" in capsys.readouterr().err

@@ -63,8 +63,7 @@ class Studio:
         self._pipes: OrderedDict[str, tuple[tuple, object]] = OrderedDict()  # name → (folder version, pipeline)
         self.job: TrainingJob | None = None
         self.job_owner: str | None = None
-        self._lpips = None
-        self._projectors: dict[int, object] = {}  # pipeline id → its Projector (the last one used)
+        self._projector: Projector | None = None  # the last one used; its LPIPS network serves every model
 
     @staticmethod
     def model_name(name: str | None) -> str | None:
@@ -92,13 +91,11 @@ class Studio:
         network is loaded once per app."""
         pipe = self.pipeline(name)
         with self.lock:
-            if self._lpips is None:
-                self._lpips = LPIPS.from_wheel()
-            key = id(pipe)
-            if key not in self._projectors:
+            if self._projector is None or self._projector.pipe is not pipe:
                 folder = resolve_model(self.model_name(name), allow_paths=False)
-                self._projectors = {key: Projector(pipe, lpips=self._lpips, encoder=load_encoder(folder))}
-            return self._projectors[key]
+                lpips = self._projector.lpips if self._projector is not None else LPIPS.from_wheel()
+                self._projector = Projector(pipe, lpips=lpips, encoder=load_encoder(folder))
+            return self._projector
 
     def generation_threads(self) -> int:
         """CPU threads for one generation request: 1 unless set (--threads / $T2IGAN_THREADS).

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...atomic import new_folder
+from ...paths import sha256_of
 from .captions import _display_name, captions_for, dominant_colour, skin_tone_words
 from .sets import SVG_SETS, SetError, cldr_names, drawing_for, rasterise, read_set
 from .sources import (
@@ -24,7 +25,6 @@ from .sources import (
     _npm_pack,
     _read_datasource,
     _read_emojilib,
-    _sha256_file,
     _to_rgb_png,
 )
 from .split import _Groups, split_of
@@ -330,10 +330,10 @@ def build_emoji_dataset(
             },
             "sources": {
                 **{v: {"package": ALL_SOURCES[v]["package"], "version": versions[v],
-                       "tarball_sha256": _sha256_file(paths[v]),
+                       "tarball_sha256": sha256_of(paths[v]),
                        "image_license": ALL_SOURCES[v]["image_license"]} for v in vendors},
                 **({"emojilib": {"package": "emojilib", "version": versions["emojilib"],
-                                 "tarball_sha256": _sha256_file(emojilib_path), "license": "MIT"}}
+                                 "tarball_sha256": sha256_of(emojilib_path), "license": "MIT"}}
                    if use_kw else {}),
             },
             "counts": {

@@ -2,7 +2,6 @@
 and reading their tarballs safely."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -235,11 +234,3 @@ def _to_rgb_png(data: bytes, resolution: int, background: tuple[int, int, int]) 
     buf = io.BytesIO()
     rgb.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
