@@ -27,7 +27,7 @@ from .export import ExportError, export_onnx
 from .features import train_feature_net
 from .images import enlarge, make_grid, picture_tensor, save_animation, to_pil
 from . import directions as sliders
-from .sheet import SHEET_PROMPTS, directions_sheet, prompt_sheet
+from .sheet import PROMPT_SETS, SHEET_PROMPTS, directions_sheet, prompt_sheet
 from .text import EncoderNotAvailable
 from .invert import ENCODER, Projector, load_encoder, train_encoder
 from .latent import Latent
@@ -303,11 +303,11 @@ def cmd_average(args) -> int:
 
 def cmd_sheet(args) -> int:
 
-    prompts = _prompt_list(args.prompts, "--prompts")
+    prompts = _prompt_list(args.prompts, "--prompts") or PROMPT_SETS[args.set]
     out = _check_output(args.output)
     pipe = _load(args)
     out.parent.mkdir(parents=True, exist_ok=True)
-    prompt_sheet(pipe, prompts, seeds=tuple(args.seeds), truncation=args.truncation).save(out)
+    prompt_sheet(pipe, prompts, seeds=tuple(args.seeds), truncation=args.truncation, style=args.style).save(out)
     print(out)
     return 0
 
@@ -320,13 +320,13 @@ def cmd_directions(args) -> int:
         if pipe.directions is None:
             raise ValueError(f"{folder.name} has no direction sliders yet: run `t2igan directions {folder.name}`")
         vectors, _, report = pipe.directions
-        sliders.save(folder, vectors, [n.strip() for n in args.names.split("|")], report)
+        names = [n.strip() for n in args.names.split("|")]
     else:
-        vectors = sliders.discover(pipe.generator, args.count)
         evaluator = None if args.no_eval else load_evaluator(args.evaluator)
-        report = sliders.measure(pipe, vectors, SHEET_PROMPTS, evaluator=evaluator)
-        sliders.save(folder, vectors, report=report)
-    pipe.directions = sliders.load(folder)
+        vectors, report = sliders.find(pipe, SHEET_PROMPTS, args.count, evaluator=evaluator)
+        names = [f"direction {k + 1}" for k in range(len(vectors))]
+    sliders.save(folder, vectors, names, report)
+    pipe.directions = vectors, names, report
     for row, name in zip(pipe.directions[2], pipe.directions[1]):
         print(json.dumps({"name": name, **row}))
     if args.sheet:
@@ -509,8 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("sheet", help="render a labelled prompt × seed sheet (PNG) to judge a model by eye")
     sh.add_argument("-o", "--output", default="prompt-sheet.png")
-    sh.add_argument("--prompts", default=None, help="prompts separated by '|' (default: 24 across categories)")
+    sh.add_argument("--prompts", default=None, help="prompts separated by '|' (default: the --set)")
+    sh.add_argument("--set", choices=sorted(PROMPT_SETS), default="categories",
+                    help="24 prompts: 'categories' (across emoji categories, with paraphrases) or 'objects' "
+                         "(objects, animals and faces, to see what seeds change: use --seeds 0 1 2 3 4 5)")
     sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    sh.add_argument("--style", default=None, help="one of the model's styles (default: any: seeds choose)")
     sh.add_argument("--truncation", type=float, default=None, help="noise scale (default: the model's)")
     _common(sh)
     sh.set_defaults(func=cmd_sheet)

@@ -61,6 +61,15 @@ class Latent:
         return Latent(torch.cat([x.noise for x in latents]), torch.cat([x.conditions for x in latents]),
                       None if any(s is None for s in sources) else torch.cat(sources))
 
+    def shifted(self, offset: torch.Tensor) -> "Latent":
+        """Moved by `offset` [z_dim + cond_dim] (or one per row): the first z_dim numbers are added to the noise, the
+        rest to every level's condition. This is how a direction slider moves a picture (directions.py)."""
+        z_dim, cond_dim = self.noise.shape[1], self.conditions.shape[2]
+        if offset.shape[-1] != z_dim + cond_dim:
+            raise ValueError(f"an offset for this latent has {z_dim} + {cond_dim} numbers, got {offset.shape[-1]}")
+        offset = offset.to(self.noise)
+        return Latent(self.noise + offset[..., :z_dim], self.conditions + offset[..., None, z_dim:], self.source)
+
     @staticmethod
     def mix(layout: "Latent", details: "Latent", split: int) -> "Latent":
         """Levels below `split` from `layout` (noise included), the rest from `details`."""

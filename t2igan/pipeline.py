@@ -175,7 +175,8 @@ class T2IGANPipeline(DiffusionPipeline):
         per level in `level_weights` (0 = `prompt`, 1 = `fine_prompt`, between: a blend of their conditions).
 
         `directions`: how far to move along the model's direction sliders (`self.directions`, from
-        `t2igan directions`), in standard deviations of the noise: a list (one per slider) or {slider: amount}.
+        `t2igan directions`), in standard deviations (of the noise, or of real prompts' text codes): a list (one per
+        slider) or {slider: amount}.
 
         `latents`: a noise tensor [images, z_dim] (diffusers' meaning: drawn with the prompt, scaled by truncation),
         or a `Latent` (noise + one condition per level, from `latent()`, `Latent.mix`, `invert` or a file): drawn
@@ -193,7 +194,7 @@ class T2IGANPipeline(DiffusionPipeline):
                                  variation=variation, noise=latents, prompt_embeds=prompt_embeds, style=style,
                                  fine_prompt=fine_prompt, split=split, level_weights=level_weights)
         if directions:
-            latent = Latent(latent.noise + self.direction_offset(directions), latent.conditions, latent.source)
+            latent = latent.shifted(self.direction_offset(directions))
         return self._output(self.render(latent), output_type, return_dict)
 
     def _from_latent(self, latent: Latent, prompt, n, seed, truncation, variation, strength, source_prompt, split,
@@ -248,11 +249,12 @@ class T2IGANPipeline(DiffusionPipeline):
         return Latent(latent.noise, latent.conditions + strength * w * move, latent.source)
 
     def direction_offset(self, amounts: list[float] | dict[int, float]) -> torch.Tensor:
-        """The noise offset [z_dim] of the direction sliders at `amounts`."""
+        """The offset [z_dim + cond_dim] of the direction sliders at `amounts`, for `Latent.shifted`."""
         found = self.directions
         count = 0 if found is None else len(found[0])
         a = sliders.amounts_vector(amounts, count)
-        return a @ found[0] if count else torch.zeros(self.generator.config.z_dim)
+        config = self.generator.config
+        return a @ found[0] if count else torch.zeros(config.z_dim + config.cond_dim)
 
     @torch.no_grad()
     def latent(self, prompt: Prompt | None = None, num_images_per_prompt: int = 1, generator=None,
@@ -401,9 +403,8 @@ class T2IGANPipeline(DiffusionPipeline):
                               "can run code when loaded)", stacklevel=2)
         with MODEL_LOCK:  # diffusers patches process-wide torch state while it loads (model_lock.py)
             pipe = super().from_pretrained(str(pretrained_model_name_or_path), **kwargs)
-        found = sliders.load(path) if path.is_dir() else None
-        if found is not None and found[0].shape[1] == pipe.generator.config.z_dim:
-            pipe.directions = found
+        config = pipe.generator.config
+        pipe.directions = sliders.load(path, config.z_dim, config.cond_dim) if path.is_dir() else None
         return pipe
 
 

@@ -17,10 +17,23 @@ SHEET_PROMPTS = [
     "flag of japan", "flag of brazil",
 ]
 
+# Things whose seeds should give visibly different drawings: the objects a one-drawing-per-caption model got wrong
+# (blobs of the right colour, one picture for all seeds), with faces, animals and food beside them.
+OBJECT_PROMPTS = [
+    "an umbrella", "a rainbow", "a guitar", "a house", "a snowman", "a birthday cake",
+    "a cat", "a robot", "a banana", "a soccer ball", "a bicycle", "a teddy bear",
+    "a tree", "a flower", "a fish", "an owl", "a horse", "a strawberry",
+    "a pizza", "a light bulb", "a clock", "a smiling face", "a crying face", "a red heart",
+]
+
+PROMPT_SETS = {"categories": SHEET_PROMPTS, "objects": OBJECT_PROMPTS}
+
 
 def prompt_sheet(pipe, prompts: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2, 3),
-                 truncation: float | None = None, scale: int = 2, panels: int = 2) -> Image.Image:
-    """Prompts as labelled rows (in `panels` side-by-side columns), one image per seed; crisp 2× enlargement."""
+                 truncation: float | None = None, scale: int = 2, panels: int = 2,
+                 style: str | None = None) -> Image.Image:
+    """Prompts as labelled rows (in `panels` side-by-side columns), one image per seed; crisp 2× enlargement.
+    Each image is the seed's own (as `generate --seed S` draws it), so nothing on the sheet is picked."""
     prompts = prompts or SHEET_PROMPTS
     size = pipe.generator.config.resolution * scale
     label_w, pad = 200, 4
@@ -32,7 +45,7 @@ def prompt_sheet(pipe, prompts: list[str] | None = None, seeds: tuple[int, ...] 
     for i, prompt in enumerate(prompts):
         x0, y = (i // rows) * panel_w, pad + (i % rows) * (size + pad)
         draw.text((x0 + 8, y + size // 2 - 6), prompt[:32], fill=(20, 20, 20))
-        images = [pipe(prompt, seed=s, truncation=truncation).images[0] for s in seeds]
+        images = [pipe(prompt, seed=s, truncation=truncation, style=style).images[0] for s in seeds]
         for c, image in enumerate(images):
             sheet.paste(enlarge(image, scale), (x0 + label_w + pad + c * (size + pad), y))
     return sheet

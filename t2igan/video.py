@@ -73,8 +73,8 @@ def slider_sweep(pipe, prompt: str, direction: int, seed: int = 0, amount: float
                  truncation: float | None = None, style: str | None = None) -> list[Latent]:
     """Frames along direction slider `direction`: 0 → +amount → −amount → 0 (a sine: a seamless loop)."""
     key = pipe.latent(prompt, seed=seed, truncation=truncation, style=style)
-    return [Latent(key.noise + pipe.direction_offset({direction: amount * math.sin(2 * math.pi * k / frames)}),
-                   key.conditions) for k in range(frames)]
+    return [key.shifted(pipe.direction_offset({direction: amount * math.sin(2 * math.pi * k / frames)}))
+            for k in range(frames)]
 
 
 @torch.no_grad()

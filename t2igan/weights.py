@@ -165,10 +165,9 @@ def model_levels(model: str | os.PathLike | None = None, allow_paths: bool = Tru
 def model_directions(model: str | os.PathLike | None = None, allow_paths: bool = True) -> list[str]:
     """The names of a model's direction sliders (`t2igan directions`), read without loading it; [] if none."""
     try:
-        found = sliders.load(resolve_model(model, allow_paths=allow_paths))
+        return sliders.names(resolve_model(model, allow_paths=allow_paths))
     except (NoModelError, ValueError, OSError):
         return []
-    return found[1] if found else []
 
 
 def model_fingerprint(model: str | os.PathLike | None = None) -> str:

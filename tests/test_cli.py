@@ -92,6 +92,21 @@ def test_prompt_sheet(tiny_pipe, weights_root, tmp_path):
     assert sheet.height == 2 * (64 + 4) + 4 and sheet.width == 2 * (200 + 2 * (64 + 4) + 4)
 
 
+def test_objects_sheet_six_seeds(tiny_pipe, weights_root, tmp_path, capsys):
+    from t2igan.sheet import OBJECT_PROMPTS
+
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    # the objects the v2 issue names are on the sheet, so that nobody can drop the hard ones
+    for p in ("umbrella", "rainbow", "guitar", "house", "snowman", "birthday cake", "cat", "robot", "banana",
+              "soccer ball"):
+        assert any(p in prompt for prompt in OBJECT_PROMPTS), p
+    assert main(["sheet", "--set", "objects", "--seeds", "0", "1", "2", "3", "4", "5", "-o", str(tmp_path / "o.png")]) == 0
+    sheet = Image.open(tmp_path / "o.png")
+    assert sheet.height == 12 * (64 + 4) + 4 and sheet.width == 2 * (200 + 6 * (64 + 4) + 4)
+    assert main(["sheet", "--set", "objects", "--style", "cubist", "-o", str(tmp_path / "x.png")]) == 1
+    assert "style 'cubist' is not one this model was trained on" in capsys.readouterr().err
+
+
 def test_export_zip_and_onnx(tiny_pipe, weights_root, tmp_path, capsys):
     import zipfile
 

@@ -64,8 +64,9 @@ def test_bad_video_requests_are_explained(tiny_pipe, tmp_path):
 
 def test_directions_are_found_saved_loaded_and_move_the_picture(tiny_pipe, tmp_path):
     pipe = wake(tiny_pipe)
-    vectors = sliders.discover(pipe.generator, count=4)
-    assert vectors.shape == (4, pipe.generator.config.z_dim)
+    z_dim, cond_dim = pipe.generator.config.z_dim, pipe.generator.config.cond_dim
+    vectors = sliders.discover(pipe.generator, count=4)  # without prompts' codes: noise directions only
+    assert vectors.shape == (4, z_dim + cond_dim) and not vectors[:, z_dim:].any()
     assert torch.allclose(vectors @ vectors.T, torch.eye(4), atol=1e-4)  # orthonormal
     report = sliders.measure(pipe, vectors, ["a cat", "a dog"], seeds=(0,))
     assert [r["direction"] for r in report] == [0, 1, 2, 3] and all(r["change"] > 0 for r in report)
@@ -78,9 +79,51 @@ def test_directions_are_found_saved_loaded_and_move_the_picture(tiny_pipe, tmp_p
     moved = back("a cat", seed=1, directions={0: 2.0}, output_type="pt").images
     assert (moved - still).abs().mean() > 1e-3
     sweep = slider_sweep(back, "a cat", direction=0, seed=1, frames=8)
-    assert torch.allclose(sweep[2].noise - sweep[0].noise, 2.0 * vectors[0][None], atol=1e-5)  # the peak: +2
+    assert torch.allclose(sweep[2].noise - sweep[0].noise, 2.0 * vectors[0][None, :z_dim], atol=1e-5)  # peak: +2
     with pytest.raises(ValueError, match="0 to 3"):
         back("a cat", directions={7: 1.0})
+
+
+def test_text_directions_are_measured_kept_and_move_every_level(tiny_pipe, tmp_path):
+    pipe = wake(tiny_pipe)
+    z_dim, cond_dim = pipe.generator.config.z_dim, pipe.generator.config.cond_dim
+    prompts = ["a cat", "a dog", "a red apple", "a blue car"]
+    codes = pipe.latent(prompts, seed=0).conditions[:, 0]
+    candidates = sliders.discover(pipe.generator, count=3, codes=codes)
+    assert candidates.shape == (6, z_dim + cond_dim)
+    assert [sliders.kind(v, z_dim) for v in candidates] == ["noise"] * 3 + ["text"] * 3
+    text = candidates[3:, z_dim:]
+    # one unit of a text direction is one standard deviation of the prompts' codes along it
+    unit = text / text.norm(dim=1, keepdim=True)
+    assert torch.allclose((codes @ unit.T).std(0), text.norm(dim=1), rtol=1e-4)
+    latent = pipe.latent("a cat", seed=1)
+    moved = latent.shifted(2.0 * candidates[4])
+    assert torch.equal(moved.noise, latent.noise)
+    assert torch.allclose(moved.conditions - latent.conditions, 2.0 * text[1].expand(latent.levels, -1)[None])
+    vectors, report = sliders.find(pipe, prompts, count=3)
+    assert len(vectors) == 3 and [r["direction"] for r in report] == [0, 1, 2]
+    assert [r["change"] for r in report] == sorted((r["change"] for r in report), reverse=True)
+    # with an evaluator's figures, a candidate that makes the prompt unrecognisable is dropped even if it moves most
+    rows = [{"direction": 0, "change": 0.3, "recognised_at_0": 0.8, "recognised_at_sweep": 0.5},
+            {"direction": 1, "change": 0.1, "recognised_at_0": 0.8, "recognised_at_sweep": 0.8},
+            {"direction": 2, "change": 0.2, "recognised_at_0": 0.8, "recognised_at_sweep": 0.78}]
+    assert sliders.choose(rows, 2) == [2, 1]
+    with pytest.raises(ValueError, match="16 \\+ 32 numbers, got 3"):
+        latent.shifted(torch.zeros(3))
+
+
+def test_noise_only_slider_files_still_load(tiny_pipe, tmp_path):
+    """Files written before text directions hold [k, z_dim]: they load as noise sliders."""
+    from safetensors.torch import save_file
+
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    z_dim = tiny_pipe.generator.config.z_dim
+    old = torch.nn.functional.normalize(torch.randn(2, z_dim), dim=1)
+    save_file({"directions": old}, str(tmp_path / "m" / sliders.FILE), metadata={"names": '["a", "b"]'})
+    back = T2IGANPipeline.from_pretrained(tmp_path / "m")
+    assert back.directions[1] == ["a", "b"] and torch.equal(back.directions[0][:, :z_dim], old)
+    assert not back.directions[0][:, z_dim:].any()
+    assert sliders.names(tmp_path / "m") == ["a", "b"]
 
 
 def test_models_without_directions_load_and_say_so(tiny_pipe, tmp_path):

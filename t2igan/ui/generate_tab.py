@@ -155,8 +155,9 @@ def build(studio: Studio) -> dict:
                            **split_control(models[0] if models else None))
     first = models[0] if models else None
     with gr.Accordion("Direction sliders", open=False):
-        gr.Markdown("Directions in the noise found for this model without labels (`t2igan directions MODEL`; "
-                    "a model without them shows none). In standard deviations of the noise.")
+        gr.Markdown("Directions found for this model without labels, in its noise or its text code, named by what "
+                    "they do to most prompts (`t2igan directions MODEL`; a model without them shows none). In "
+                    "standard deviations.")
         with gr.Row():
             sliders = [slider(-3.0, 3.0, step=0.1, elem_id=f"direction-{k + 1}", min_width=120, **c)
                        for k, c in enumerate(slider_controls(first))]
