@@ -7,8 +7,8 @@ projects each (`Projector`, the model's inversion encoder if it has one, no prom
 another held-out emoji (strength 1, the default levels). One JSON line with, over all pictures:
 
 * reconstruction: LPIPS (shift-tolerant AlexNet) and PSNR of the redrawn picture; `same_top1`: how often the project's
-  evaluator ranks the same emoji first for the redrawing as for the original, among the split's emoji names;
-  median seconds per picture;
+  evaluator ranks the same emoji first for the redrawing as for the original, among the split's emoji names
+  (`original_recognised`: how often that first emoji is the right one); median seconds per picture;
 * edits: `edit_recognised`: how often the evaluator ranks the target's name first for the edit, beside
   `generated_recognised` for a fresh image of the target (seed 0); `edit_l1_8px`: mean |edit − source| at 8 px in
   [0, 1], beside `random_l1_8px`: the fresh target image against the source.
@@ -45,12 +45,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pixel-weight", type=float, default=1.0)
     ap.add_argument("--hold", type=float, default=0.5)
+    ap.add_argument("--critic-weight", type=float, default=1.0)
+    ap.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--split", type=int, default=None, help="edits: first level that takes the edit (default: the pipeline's)")
     args = ap.parse_args()
     pipe = load_pipeline(args.model, threads=args.threads)
     projector = Projector(pipe, encoder=load_encoder(resolve_model(args.model)))
-    evaluator = load_evaluator(None)
+    evaluator = load_evaluator(args.evaluator)
     test = Path(args.data) / "test"
     rows = [json.loads(line) for line in open(test / "metadata.jsonl", encoding="utf-8")]
     names = sorted({r["name"] for r in rows})
@@ -68,17 +70,19 @@ def main() -> None:
     def small(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate((x + 1) / 2, size=(8, 8), mode="area")
 
-    out = {"lpips": [], "psnr": [], "same_top1": [], "seconds": [], "edit_recognised": [],
+    out = {"lpips": [], "psnr": [], "same_top1": [], "original_recognised": [], "seconds": [], "edit_recognised": [],
            "generated_recognised": [], "edit_l1_8px": [], "random_l1_8px": []}
     for r in chosen:
         original = picture_tensor(str(test / r["file_name"]), pipe.generator.config.resolution)
-        fit = projector(str(test / r["file_name"]), steps=args.steps, pixel_weight=args.pixel_weight, hold=args.hold)
+        fit = projector(str(test / r["file_name"]), steps=args.steps, pixel_weight=args.pixel_weight, hold=args.hold,
+                        critic_weight=args.critic_weight)
         redrawn = pipe(latents=fit.latent, output_type="pt").images * 2 - 1
         out["lpips"].append(fit.lpips)
         out["psnr"].append(fit.psnr)
         out["seconds"].append(fit.seconds)
         a, b = top1(torch.cat([original, redrawn]))
         out["same_top1"].append(float(a == b))
+        out["original_recognised"].append(float(names[a] == r["name"]))
         target = rng.choice([n for n in names if n != r["name"]])
         edited = pipe(target, latents=fit.latent, strength=args.strength, split=args.split,
                       output_type="pt").images * 2 - 1
@@ -89,7 +93,8 @@ def main() -> None:
         out["edit_l1_8px"].append((small(edited) - small(original)).abs().mean().item())
         out["random_l1_8px"].append((small(fresh) - small(original)).abs().mean().item())
     result = {"bench": "invert", "model": args.model, "pictures": len(chosen), "steps": args.steps,
-              "pixel_weight": args.pixel_weight, "hold": args.hold, "strength": args.strength, "split": args.split,
+              "pixel_weight": args.pixel_weight, "hold": args.hold, "critic_weight": args.critic_weight,
+              "strength": args.strength, "split": args.split,
               "encoder": projector.encoder is not None,
               **{k: round(statistics.mean(v), 4) for k, v in out.items() if k != "seconds"},
               "median_seconds": round(statistics.median(out["seconds"]), 2),

@@ -2,14 +2,19 @@
 
     picture ─► 64-px tensor (images.picture_tensor) ─► a start: the encoder's guess of (noise, condition), or
     with a prompt that prompt's condition ─► the best of a few noises ─► Adam on the noise and one condition per
-    level, minimising LPIPS + pixel error, with the conditions held near the start ─► Latent
+    level, minimising LPIPS + pixel error + the distance in the model's own discriminator features, with the
+    conditions held near the start ─► Latent
 
 The encoder (e4e / ReStyle's idea, much smaller) is trained per model on the generator's own pictures of captions:
 it learns which (noise, text code) draws a picture, so a projection starts near a drawable answer and needs few
 steps. The pull toward the start keeps the fitted conditions close to a real prompt's, where edits with words work.
+LPIPS (ImageNet features) matches edges and textures; the discriminator, trained on the model's own data, knows which
+details tell one emoji from another, so matching its features makes the redrawing show the same thing
+(`benchmarks/invert.py`, 50 held-out pictures: the same top-1 emoji 0.52 → 0.70 at weight 1).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -94,6 +99,33 @@ def train_encoder(pipe, captions: list[str], folder: str | Path, minutes: float 
     return encoder
 
 
+@contextlib.contextmanager
+def frozen(*modules):
+    """Eval mode and no weight gradients for `modules` (None skipped), as they were afterwards: the pipeline's own
+    modules, which the app goes on generating with."""
+    modules = [m for m in modules if m is not None]
+    saved = [(m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
+    for m in modules:
+        m.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, (training, grads) in zip(modules, saved):
+            for p, g in zip(m.parameters(), grads):
+                p.requires_grad_(g)
+            m.train(training)
+
+
+def critic_features(critic, images: torch.Tensor) -> list[torch.Tensor]:
+    """The discriminator's feature maps after each down-sampling block, unit-normalised over channels."""
+    h = critic.from_rgb(images)
+    out = []
+    for block in critic.blocks:
+        h = block(h)
+        out.append(F.normalize(h.float(), dim=1))
+    return out
+
+
 @dataclass
 class Projection:
     latent: Latent
@@ -113,7 +145,8 @@ class Projector:
 
     @torch.enable_grad()
     def __call__(self, picture, prompt: str | None = None, steps: int = 60, lr: float = 0.05,
-                 pixel_weight: float = 1.0, hold: float = 0.5, starts: int = 8, seed: int = 0) -> Projection:
+                 pixel_weight: float = 1.0, hold: float = 0.5, starts: int = 8, seed: int = 0,
+                 critic_weight: float = 1.0) -> Projection:
         t0 = time.perf_counter()
         pipe, G = self.pipe, self.pipe.generator
         self.lpips.to(G.device)  # fitted in fp32 on the generator's device; the Latent comes back on the CPU
@@ -123,22 +156,23 @@ class Projector:
         c = c0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z, c], lr=lr)
         goal = self.lpips.features(target)
+        critic = pipe.discriminator if critic_weight > 0 else None  # a model saved without one fits without it
         scale = c0.detach().abs().mean().clamp_min(1e-3)
-        was_training, had_grad = G.training, [p.requires_grad for p in G.parameters()]
-        G.eval().requires_grad_(False)  # gradients for the noise and the conditions only
-        try:
+        with frozen(G, critic):  # gradients for the noise and the conditions only
+            if critic is not None:
+                critic.to(G.device)
+                critic_goal = critic_features(critic, target)
             for _ in range(steps):
                 image = G.synthesize(z, c)
                 loss = (self.lpips.distance(self.lpips.features(image), goal).mean()
                         + pixel_weight * F.mse_loss(image, target)
                         + hold * ((c - c0) / scale).pow(2).mean())
+                if critic is not None:
+                    loss = loss + critic_weight * sum(
+                        (a - b).pow(2).sum(1).mean() for a, b in zip(critic_features(critic, image), critic_goal))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-        finally:
-            for p, g in zip(G.parameters(), had_grad):
-                p.requires_grad_(g)
-            G.train(was_training)
         latent = Latent(z.detach(), c.detach(), source=c0[:, 0].detach()).to("cpu")
         with torch.no_grad():
             image = pipe.render(latent).to(G.device)

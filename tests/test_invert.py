@@ -65,6 +65,27 @@ def test_projection_fits_a_picture_the_model_drew(tiny_pipe, lpips):
     assert redrawn.shape == (1, 3, 32, 32)
 
 
+def test_projection_matches_the_discriminators_features_and_leaves_the_models_as_they_were(tiny_pipe, lpips):
+    from t2igan.invert import critic_features
+
+    pipe = wake(tiny_pipe)
+    picture = pipe("a red circle", seed=5).images[0]
+    target = picture_tensor(picture, 32)
+    D = pipe.discriminator.train()
+    before = [p.requires_grad for p in D.parameters()]
+    projector = Projector(pipe, lpips=lpips)
+
+    def critic_distance(fit) -> float:
+        image = pipe(latents=fit.latent, output_type="pt").images * 2 - 1
+        return float(sum((a - b).pow(2).sum(1).mean() for a, b in zip(critic_features(D, image),
+                                                                         critic_features(D, target))))
+
+    plain = projector(picture, prompt="a blue square", steps=30, critic_weight=0.0)
+    matched = projector(picture, prompt="a blue square", steps=30, critic_weight=10.0)
+    assert critic_distance(matched) < critic_distance(plain)
+    assert D.training and [p.requires_grad for p in D.parameters()] == before
+
+
 def test_encoder_is_trained_saved_and_gives_the_start(tiny_pipe, lpips, tmp_path):
     pipe = wake(tiny_pipe)
     pipe.save_pretrained(tmp_path / "m")
