@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pixel-weight", type=float, default=1.0)
     ap.add_argument("--hold", type=float, default=0.5)
-    ap.add_argument("--critic-weight", type=float, default=1.0)
+    ap.add_argument("--critic-weight", type=float, default=0.3)
     ap.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--split", type=int, default=None, help="edits: first level that takes the edit (default: the pipeline's)")
