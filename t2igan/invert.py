@@ -119,12 +119,7 @@ def frozen(*modules):
 
 def critic_features(critic, images: torch.Tensor) -> list[torch.Tensor]:
     """The discriminator's feature maps after each down-sampling block, unit-normalised over channels."""
-    h = critic.from_rgb(images)
-    out = []
-    for block in critic.blocks:
-        h = block(h)
-        out.append(F.normalize(h.float(), dim=1))
-    return out
+    return [F.normalize(h.float(), dim=1) for h in critic.feature_maps(images)]
 
 
 @dataclass

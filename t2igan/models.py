@@ -194,12 +194,17 @@ class Discriminator(SerialBuild, ModelMixin, ConfigMixin):
         )
         self.project = nn.Linear(cond_dim, top, bias=False) if projection else None
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Image → 4×4 feature map; computed once per batch and reused for matching and mismatched texts."""
-        h = self.from_rgb(images)
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Image → the feature map after each down-sampling block, fine to coarse (inversion matches them all)."""
+        h, maps = self.from_rgb(images), []
         for block in self.blocks:
             h = block(h)
-        return h
+            maps.append(h)
+        return maps
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Image → 4×4 feature map; computed once per batch and reused for matching and mismatched texts."""
+        return self.feature_maps(images)[-1]
 
     def score(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """Feature map + sentence embedding → one logit per pair."""
