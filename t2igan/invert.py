@@ -29,6 +29,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .atomic import new_folder
+from .device import resolve_precision
 from .images import picture_tensor
 from .latent import Latent
 from .model_lock import SerialBuild
@@ -142,9 +143,12 @@ class Projector:
     @torch.enable_grad()
     def __call__(self, picture, prompt: str | None = None, steps: int = 60, lr: float = 0.05,
                  pixel_weight: float = 1.0, hold: float = 0.5, starts: int = 8, seed: int = 0,
-                 critic_weight: float = 0.3) -> Projection:
+                 critic_weight: float = 0.3, precision: str | None = None) -> Projection:
         t0 = time.perf_counter()
         pipe, G = self.pipe, self.pipe.generator
+        # bf16 forward passes where the device runs them natively (device.fast_bf16); the fit itself stays fp32
+        bf16 = resolve_precision(precision, G.device) == "bf16"
+        autocast = lambda: torch.autocast(G.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
         self.lpips.to(G.device)  # fitted in fp32 on the generator's device; the Latent comes back on the CPU
         target = picture_tensor(picture, G.config.resolution).to(G.device)
         z0, c0, where = self._start(target, prompt, starts, seed)
@@ -159,13 +163,13 @@ class Projector:
                 critic.to(G.device)
                 critic_goal = critic_features(critic, target)
             for _ in range(steps):
-                image = G.synthesize(z, c)
-                loss = (self.lpips.distance(self.lpips.features(image), goal).mean()
-                        + pixel_weight * F.mse_loss(image, target)
-                        + hold * ((c - c0) / scale).pow(2).mean())
-                if critic is not None:
-                    loss = loss + critic_weight * sum(
+                with autocast():
+                    image = G.synthesize(z, c).float()
+                    perceptual = self.lpips.distance(self.lpips.features(image), goal).mean()
+                    critic_term = 0.0 if critic is None else sum(
                         (a - b).pow(2).sum(1).mean() for a, b in zip(critic_features(critic, image), critic_goal))
+                loss = (perceptual + pixel_weight * F.mse_loss(image, target) + critic_weight * critic_term
+                        + hold * ((c - c0) / scale).pow(2).mean())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -51,18 +51,22 @@ def test_lpips_is_a_distance(lpips):
     assert (lpips(a, torch.roll(a, 1, dims=3)) < lpips(a, a.flip(0))).all()
 
 
-def test_projection_fits_a_picture_the_model_drew(tiny_pipe, lpips):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_projection_fits_a_picture_the_model_drew(tiny_pipe, lpips, precision):
     pipe = wake(tiny_pipe)
     truth = pipe.latent("a red circle", seed=5)
     picture = pipe(latents=truth).images[0]
     projector = Projector(pipe, lpips=lpips)
-    rough = projector(picture, prompt="a blue square", steps=0)
-    fit = projector(picture, prompt="a blue square", steps=40)
+    rough = projector(picture, prompt="a blue square", steps=0, precision=precision)
+    fit = projector(picture, prompt="a blue square", steps=40, precision=precision)
     assert fit.start == "prompt" and fit.latent.conditions.shape == truth.conditions.shape
     assert torch.allclose(fit.latent.source, pipe.latent("a blue square").conditions[:, 0])
     assert fit.lpips < rough.lpips and fit.psnr > rough.psnr
     redrawn = pipe(latents=fit.latent, output_type="pt").images
     assert redrawn.shape == (1, 3, 32, 32)
+    assert fit.latent.noise.dtype == fit.latent.conditions.dtype == torch.float32  # bf16 only inside the fit
+    with pytest.raises(ValueError, match="precision must be one of"):
+        projector(picture, steps=1, precision="fp8")
 
 
 def test_projection_matches_the_discriminators_features_and_leaves_the_models_as_they_were(tiny_pipe, lpips):
@@ -75,6 +79,7 @@ def test_projection_matches_the_discriminators_features_and_leaves_the_models_as
     before = [p.requires_grad for p in D.parameters()]
     projector = Projector(pipe, lpips=lpips)
 
+    @torch.no_grad()
     def critic_distance(fit) -> float:
         image = pipe(latents=fit.latent, output_type="pt").images * 2 - 1
         return float(sum((a - b).pow(2).sum(1).mean() for a, b in zip(critic_features(D, image),
