@@ -52,6 +52,14 @@ def set_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def cpu_cores() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 PRECISIONS = ("auto", "bf16", "fp32")
 
 

@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-from ..device import describe
+from ..device import cpu_cores, describe
 from ..invert import Projector, load_encoder
 from ..perceptual import LPIPS
 from ..job import TrainingJob, active_job
@@ -107,6 +107,16 @@ class Studio:
         if self.threads:
             return self.threads
         return int(os.environ.get("T2IGAN_THREADS") or 1) if active_job() is None else 1
+
+    def fit_threads(self) -> int:
+        """CPU threads for putting a picture into the model: every core unless set or a job trains.
+
+        A fit is 60 forward and backward passes, large enough to share: on 2 cores, 50 held-out emoji took a median
+        2.95 s with 2 threads and 3.58 s with 1 (`benchmarks/invert.py --per-set 4`). While a job trains, one thread,
+        for the reason in `generation_threads`."""
+        if self.threads:
+            return self.threads
+        return int(os.environ.get("T2IGAN_THREADS") or cpu_cores()) if active_job() is None else 1
 
     # ------------------------------------------------------------------ the job and its owner
     def owns_job(self, who: str) -> bool:
