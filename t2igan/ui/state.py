@@ -111,7 +111,7 @@ class Studio:
     def fit_threads(self) -> int:
         """CPU threads for putting a picture into the model: every core unless set or a job trains.
 
-        A fit is 60 forward and backward passes, large enough to share: on 2 cores, 50 held-out emoji took a median
+        A fit is 60 forward and backward passes, large enough to share: on 2 cores, 20 held-out emoji took a median
         2.95 s with 2 threads and 3.58 s with 1 (`benchmarks/invert.py --per-set 4`). While a job trains, one thread,
         for the reason in `generation_threads`."""
         if self.threads:
