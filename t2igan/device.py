@@ -35,16 +35,22 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+def threads_from_env() -> int | None:
+    """$T2IGAN_THREADS as a whole number, or None when it is not set."""
+    if not os.environ.get(THREADS_ENV):
+        return None
+    try:
+        return int(os.environ[THREADS_ENV])
+    except ValueError:
+        raise ValueError(f"${THREADS_ENV} must be a whole number, got '{os.environ[THREADS_ENV]}'") from None
+
+
 def set_threads(threads: int | None = None) -> int:
     """Set torch's CPU intra-op threads (argument, else $T2IGAN_THREADS, else torch's default); return the count.
 
     A training job and the app share the same cores: giving each a deliberate share avoids oversubscription.
     """
-    if threads is None and os.environ.get(THREADS_ENV):
-        try:
-            threads = int(os.environ[THREADS_ENV])
-        except ValueError:
-            raise ValueError(f"${THREADS_ENV} must be a whole number, got '{os.environ[THREADS_ENV]}'") from None
+    threads = threads_from_env() if threads is None else threads
     if threads is not None:
         if threads < 1:
             raise ValueError(f"thread count must be >= 1, got {threads}")

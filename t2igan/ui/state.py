@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-from ..device import cpu_cores, describe
+from ..device import cpu_cores, describe, threads_from_env
 from ..invert import Projector, load_encoder
 from ..perceptual import LPIPS
 from ..job import TrainingJob, active_job
@@ -104,9 +104,7 @@ class Studio:
         else keeps the cores busy (a training job here or in another process) two OpenMP threads wait on each
         other: measured 11 ms/image with 1 thread vs 700 ms/image with 2 while a training run used both cores.
         """
-        if self.threads:
-            return self.threads
-        return int(os.environ.get("T2IGAN_THREADS") or 1) if active_job() is None else 1
+        return self._threads(idle=1)
 
     def fit_threads(self) -> int:
         """CPU threads for putting a picture into the model: every core unless set or a job trains.
@@ -114,9 +112,13 @@ class Studio:
         A fit is 60 forward and backward passes, large enough to share: on 2 cores, 20 held-out emoji took a median
         2.95 s with 2 threads and 3.58 s with 1 (`benchmarks/invert.py --per-set 4`). While a job trains, one thread,
         for the reason in `generation_threads`."""
+        return self._threads(idle=cpu_cores())
+
+    def _threads(self, idle: int) -> int:
+        """--threads, else one while a training job runs, else $T2IGAN_THREADS, else `idle`."""
         if self.threads:
             return self.threads
-        return int(os.environ.get("T2IGAN_THREADS") or cpu_cores()) if active_job() is None else 1
+        return (threads_from_env() or idle) if active_job() is None else 1
 
     # ------------------------------------------------------------------ the job and its owner
     def owns_job(self, who: str) -> bool:
