@@ -3,13 +3,21 @@
     python benchmarks/invert.py [--model emoji-64] [--data data/emoji-v2] [--per-set 6] [--steps 60] [--threads 2]
 
 Takes `--per-set` pictures of each emoji set (vendor) from the held-out split (emoji the model never trained on),
-projects each (`Projector`, the model's inversion encoder if it has one, no prompt), then edits it toward the name of
-another held-out emoji (`--strength`, `--split`: several of each give one line per pair, from the same projections).
-One JSON line per edit setting with, over all pictures:
+projects each (`Projector`, the model's inversion encoder if it has one, no prompt by default), then edits it toward
+the name of another held-out emoji: `--targets related` the one whose name means the most alike to the pipeline's
+text encoder ("lock" → "open lock", "softball" → "handball": an edit, as a user asks for one), `random` any other.
+`--source-prompt no|name`: edit without a source prompt, or with the original's name as the source ("lock" →
+"open lock" moves the picture by the difference of the two, as the Edit tab's "changing from" does). `--shows name`
+projects with the original's name as the prompt (the Edit tab's "what it shows"): the fit starts from that name's
+condition, and edits without a source prompt then move by the difference from it. Several targets, sources,
+`--strength` and `--split` give one line per combination, from the same projections. One JSON line per edit setting
+with, over all pictures:
 
 * reconstruction: LPIPS (shift-tolerant AlexNet) and PSNR of the redrawn picture; `same_top1`: how often the project's
   evaluator ranks the same emoji first for the redrawing as for the original, among the split's emoji names
-  (`original_recognised`: how often that first emoji is the right one); median seconds per picture;
+  (`original_recognised`: how often that first emoji is the right one); median seconds per picture; for scale, the
+  same figure for the original against itself moved by one pixel (`same_top1_shifted`) and resampled 64 → 48 → 64 px
+  (`same_top1_resampled`): how much the evaluator's first choice moves with changes a viewer hardly sees;
 * edits: `edit_recognised`: how often the evaluator ranks the target's name first for the edit, beside
   `generated_recognised` for a fresh image of the target (seed 0); `edit_l1_8px`: mean |edit − source| at 8 px in
   [0, 1], beside `random_l1_8px`: the fresh target image against the source.
@@ -53,6 +61,12 @@ def main() -> None:
     ap.add_argument("--strength", type=float, nargs="+", default=[1.0], help="edits: one line per strength × split")
     ap.add_argument("--split", type=int, nargs="+", default=[None],
                     help="edits: first level that takes the edit (default: the pipeline's)")
+    ap.add_argument("--targets", nargs="+", default=["related", "random"], choices=["related", "random"],
+                    help="edits toward the held-out name nearest in meaning, or toward any other")
+    ap.add_argument("--shows", default="none", choices=["none", "name"],
+                    help="the projection's prompt ('what it shows' in the Edit tab): none, or the original's name")
+    ap.add_argument("--source-prompt", nargs="+", default=["no", "name"], choices=["no", "name"],
+                    help="edits without a source prompt, or from the original's name")
     args = ap.parse_args()
     pipe = load_pipeline(args.model, threads=args.threads)
     projector = Projector(pipe, encoder=load_encoder(resolve_model(args.model)))
@@ -61,6 +75,9 @@ def main() -> None:
     rows = [json.loads(line) for line in open(test / "metadata.jsonl", encoding="utf-8")]
     names = sorted({r["name"] for r in rows})
     text = F.normalize(pipe.encode_prompt(names).float(), dim=1)
+    alike = text @ text.T
+    alike.fill_diagonal_(-2.0)
+    related = {n: names[int(i)] for n, i in zip(names, alike.argmax(1))}
     rng = random.Random(args.seed)
     chosen = []
     for vendor in sorted({r["vendor"] for r in rows}):
@@ -74,36 +91,52 @@ def main() -> None:
     def small(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate((x + 1) / 2, size=(8, 8), mode="area")
 
-    edits = [(s, k) for s in args.strength for k in args.split]
-    out = {"lpips": [], "psnr": [], "same_top1": [], "original_recognised": [], "seconds": [],
-           "generated_recognised": [], "random_l1_8px": []}
+    edits = [(t, src, s, k) for t in args.targets for src in args.source_prompt for s in args.strength
+             for k in args.split]
+    out = {"lpips": [], "psnr": [], "same_top1": [], "original_recognised": [], "same_top1_shifted": [],
+           "same_top1_resampled": [], "seconds": []}
+    fresh_out = {t: {"generated_recognised": [], "random_l1_8px": []} for t in args.targets}
     edit_out = {e: {"edit_recognised": [], "edit_l1_8px": []} for e in edits}
     for r in chosen:
         original = picture_tensor(str(test / r["file_name"]), pipe.generator.config.resolution)
         fit = projector(str(test / r["file_name"]), steps=args.steps, pixel_weight=args.pixel_weight, hold=args.hold,
-                        critic_weight=args.critic_weight, precision=args.precision)
+                        critic_weight=args.critic_weight, precision=args.precision,
+                        prompt=r["name"] if args.shows == "name" else None)
         redrawn = pipe(latents=fit.latent, output_type="pt").images * 2 - 1
         out["lpips"].append(fit.lpips)
         out["psnr"].append(fit.psnr)
         out["seconds"].append(fit.seconds)
-        a, b = top1(torch.cat([original, redrawn]))
+        shifted = torch.cat([original[..., :1], original[..., :-1]], dim=3)  # one pixel right, edge repeated
+        resampled = F.interpolate(F.interpolate(original, size=48, mode="bilinear", antialias=True), size=64,
+                                  mode="bilinear")
+        a, b, c, d = top1(torch.cat([original, redrawn, shifted, resampled]))
         out["same_top1"].append(float(a == b))
+        out["same_top1_shifted"].append(float(a == c))
+        out["same_top1_resampled"].append(float(a == d))
         out["original_recognised"].append(float(names[a] == r["name"]))
-        target = rng.choice([n for n in names if n != r["name"]])
-        fresh = pipe(target, seed=0, output_type="pt").images * 2 - 1
-        edited = torch.cat([pipe(target, latents=fit.latent, strength=s, split=k, output_type="pt").images * 2 - 1
-                            for s, k in edits])
-        g, *e = top1(torch.cat([fresh, edited]))
-        out["generated_recognised"].append(float(names[g] == target))
-        out["random_l1_8px"].append((small(fresh) - small(original)).abs().mean().item())
-        for (s, k), e_i, image in zip(edits, e, edited):
-            edit_out[s, k]["edit_recognised"].append(float(names[e_i] == target))
-            edit_out[s, k]["edit_l1_8px"].append((small(image[None]) - small(original)).abs().mean().item())
-    for (s, k), figures in edit_out.items():  # one line per edit setting; the projection figures repeat
+        other = rng.choice([n for n in names if n != r["name"]])  # drawn for every picture: the same pairs whatever
+        targets = {"related": related[r["name"]], "random": other}  # the other options
+        for t in args.targets:
+            target = targets[t]
+            fresh = pipe(target, seed=0, output_type="pt").images * 2 - 1
+            mine = [e for e in edits if e[0] == t]
+            edited = torch.cat([pipe(target, latents=fit.latent, strength=s, split=k, output_type="pt",
+                                     source_prompt=r["name"] if src == "name" else None).images * 2 - 1
+                                for _, src, s, k in mine])
+            g, *e = top1(torch.cat([fresh, edited]))
+            fresh_out[t]["generated_recognised"].append(float(names[g] == target))
+            fresh_out[t]["random_l1_8px"].append((small(fresh) - small(original)).abs().mean().item())
+            for setting, e_i, image in zip(mine, e, edited):
+                edit_out[setting]["edit_recognised"].append(float(names[e_i] == target))
+                edit_out[setting]["edit_l1_8px"].append((small(image[None]) - small(original)).abs().mean().item())
+    for (t, src, s, k), figures in edit_out.items():  # one line per edit setting; the projection figures repeat
         result = {"bench": "invert", "model": args.model, "pictures": len(chosen), "steps": args.steps,
                   "pixel_weight": args.pixel_weight, "hold": args.hold, "critic_weight": args.critic_weight,
-                  "precision": args.precision, "strength": s, "split": k, "encoder": projector.encoder is not None,
-                  **{name: round(statistics.mean(v), 4) for name, v in {**out, **figures}.items() if name != "seconds"},
+                  "precision": args.precision, "shows": args.shows, "targets": t, "source_prompt": src,
+                  "strength": s, "split": k,
+                  "encoder": projector.encoder is not None,
+                  **{name: round(statistics.mean(v), 4)
+                     for name, v in {**out, **fresh_out[t], **figures}.items() if name != "seconds"},
                   "median_seconds": round(statistics.median(out["seconds"]), 2),
                   "cpu": cpu_name(), "threads": args.threads}
         print(json.dumps(result))

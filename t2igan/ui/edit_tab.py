@@ -77,8 +77,8 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
         with gr.Column(scale=1):
             picture = picture_input(label="Your picture", sources=["upload", "clipboard"], elem_id="edit-picture",
                                     height=256)
-            shows = gr.Textbox(label="What it shows (optional: a better start, e.g. 'a red apple')", value="",
-                               elem_id="edit-shows")
+            shows = gr.Textbox(label="What it shows (optional, e.g. 'a red apple': edits then keep more of it)",
+                               value="", elem_id="edit-shows")
             steps = slider(0, 200, value=60, step=10, label="Fitting steps (more: closer, slower)",
                            elem_id="edit-steps")
             go = gr.Button("Put into the model", variant="primary", elem_id="invert-btn")
@@ -91,8 +91,8 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
                              elem_id="edit-latent", file_types=[".safetensors"])
     with gr.Row():
         target = gr.Textbox(label="Edit: what it should become", value="", scale=3, elem_id="edit-prompt")
-        source = gr.Textbox(label="…changing from (optional, e.g. 'a red apple' → 'a green apple')", value="",
-                            scale=2, elem_id="edit-source")
+        source = gr.Textbox(label="…changing from (optional, a gentler edit: 'a red apple' → 'a green apple')",
+                            value="", scale=2, elem_id="edit-source")
     with gr.Row():
         strength = slider(0.0, 1.5, value=0.8, step=0.05, label="Strength (0 = the picture as it is)",
                           elem_id="edit-strength")
