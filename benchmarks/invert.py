@@ -119,7 +119,7 @@ def main() -> None:
         for t in args.targets:
             target = targets[t]
             fresh = pipe(target, seed=0, output_type="pt").images * 2 - 1
-            mine = [e for e in edits if e[0] == t]
+            mine = [setting for setting in edits if setting[0] == t]
             edited = torch.cat([pipe(target, latents=fit.latent, strength=s, split=k, output_type="pt",
                                      source_prompt=r["name"] if src == "name" else None).images * 2 - 1
                                 for _, src, s, k in mine])
