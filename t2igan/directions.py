@@ -91,15 +91,26 @@ def save(folder: str | Path, directions: torch.Tensor, names: list[str] | None =
 
 
 def names(folder: str | Path) -> list[str]:
-    """The slider names saved in a model folder, read without the vectors; [] when it has none (or an unreadable
-    file)."""
+    """The slider names saved in a model folder, read without the vectors; [] when it has none, or one that `load`
+    would refuse (unreadable, or sized for another generator: a file copied from another model)."""
     path = Path(folder) / FILE
     try:
+        gen = json.loads((Path(folder) / "generator" / "config.json").read_text(encoding="utf-8"))
         with safe_open(str(path), "pt") as f:
             found = json.loads((f.metadata() or {}).get("names", "[]"))
-    except (SafetensorError, OSError, ValueError):
+            shape = f.get_slice("directions").get_shape()
+    except (SafetensorError, OSError, ValueError, KeyError):
         return []
-    return [str(n) for n in found] if isinstance(found, list) else []
+    sizes = int(gen.get("z_dim", 0)), int(gen.get("cond_dim", 0))
+    if not isinstance(found, list) or not fits(shape, len(found), *sizes):
+        return []
+    return [str(n) for n in found]
+
+
+def fits(shape, count: int, z_dim: int, cond_dim: int) -> bool:
+    """Whether a directions tensor of `shape` with `count` names is for a generator with these sizes: [k, z_dim +
+    cond_dim], or [k, z_dim] from before text directions."""
+    return len(shape) == 2 and shape[0] == count and shape[1] in (z_dim, z_dim + cond_dim)
 
 
 def load(folder: str | Path, z_dim: int, cond_dim: int) -> tuple[torch.Tensor, list[str], list[dict]] | None:
@@ -116,12 +127,10 @@ def load(folder: str | Path, z_dim: int, cond_dim: int) -> tuple[torch.Tensor, l
         report = json.loads(meta.get("report", "[]"))
     except (SafetensorError, OSError, ValueError, KeyError):
         return None
-    if directions.dim() != 2 or len(names) != len(directions):
+    if not fits(tuple(directions.shape), len(names), z_dim, cond_dim):
         return None
     if directions.shape[1] == z_dim:
         directions = torch.cat([directions, directions.new_zeros(len(directions), cond_dim)], 1)
-    if directions.shape[1] != z_dim + cond_dim:
-        return None
     return directions, [str(n) for n in names], report
 
 

@@ -126,6 +126,24 @@ def test_noise_only_slider_files_still_load(tiny_pipe, tmp_path):
     assert sliders.names(tmp_path / "m") == ["a", "b"]
 
 
+def test_a_slider_file_from_another_model_is_not_listed(tiny_pipe, tmp_path):
+    """A directions file sized for another generator (copied across models) neither loads nor lists slider names,
+    so the app does not offer sliders that would fail when moved."""
+    from safetensors.torch import save_file
+
+    tiny_pipe.save_pretrained(tmp_path / "m")
+    config = tiny_pipe.generator.config
+    wrong = torch.randn(2, config.z_dim + config.cond_dim + 1)
+    save_file({"directions": wrong}, str(tmp_path / "m" / sliders.FILE), metadata={"names": '["a", "b"]'})
+    assert T2IGANPipeline.from_pretrained(tmp_path / "m").directions is None
+    assert sliders.names(tmp_path / "m") == []
+    right = torch.randn(2, config.z_dim + config.cond_dim)
+    save_file({"directions": right}, str(tmp_path / "m" / sliders.FILE), metadata={"names": '["a", "b"]'})
+    assert sliders.names(tmp_path / "m") == ["a", "b"]
+    save_file({"directions": right}, str(tmp_path / "m" / sliders.FILE), metadata={"names": '["a"]'})  # 2 ≠ 1
+    assert sliders.names(tmp_path / "m") == []
+
+
 def test_models_without_directions_load_and_say_so(tiny_pipe, tmp_path):
     tiny_pipe.save_pretrained(tmp_path / "plain")
     pipe = T2IGANPipeline.from_pretrained(tmp_path / "plain")
