@@ -95,13 +95,13 @@ def names(folder: str | Path) -> list[str]:
     would refuse (unreadable, or sized for another generator: a file copied from another model)."""
     path = Path(folder) / FILE
     try:
-        gen = json.loads((Path(folder) / "generator" / "config.json").read_text(encoding="utf-8"))
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "pt") as f:  # most models have none: this fails first, before reading the config
             found = json.loads((f.metadata() or {}).get("names", "[]"))
             shape = f.get_slice("directions").get_shape()
-    except (SafetensorError, OSError, ValueError, KeyError):
+        gen = json.loads((Path(folder) / "generator" / "config.json").read_text(encoding="utf-8"))
+        sizes = int(gen["z_dim"]), int(gen["cond_dim"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
         return []
-    sizes = int(gen.get("z_dim", 0)), int(gen.get("cond_dim", 0))
     if not isinstance(found, list) or not fits(shape, len(found), *sizes):
         return []
     return [str(n) for n in found]
