@@ -40,8 +40,6 @@ class TrainConfig:
     mode_seeking: float = 0.2                   # MSGAN weight: different noise → different images (0 = off); 1.0 traded text match for variety
     mixing: float = 0.25                        # share of G's images whose fine levels read another caption (StyleGAN's
                                                 # mixing regularisation: coarse/fine prompts stay coherent); 0 = off
-    interpolate: float = 0.0                    # share of G's images drawn for a blend of two random captions and
-                                                # judged against it (GAN-INT), for prompts between the data's; 0 = off
     ema_decay: float = 0.999
     ema_rampup: bool = True                     # decay ramps up from 0.1 over the first steps, so a new model's or a
                                                 # small fine-tune's export shows this run's training; off: the init's
@@ -113,8 +111,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("keep_prompts is empty: give prompts, or leave it unset for the default sheet prompts")
     if not (isinstance(cfg.mixing, (int, float)) and 0 <= cfg.mixing <= 0.5):
         raise ValueError(f"mixing must be a share from 0 to 0.5 of the batch, got {cfg.mixing!r}")
-    if not (isinstance(cfg.interpolate, (int, float)) and 0 <= cfg.interpolate <= 0.25):
-        raise ValueError(f"interpolate must be a share from 0 to 0.25 of the batch, got {cfg.interpolate!r}")
     if not (isinstance(cfg.pair_critic, (int, float)) and math.isfinite(cfg.pair_critic) and cfg.pair_critic >= 0):
         raise ValueError(f"pair_critic must be a number >= 0, got {cfg.pair_critic!r}")
     if cfg.pair_critic and not cfg.feature_critic:

@@ -112,20 +112,13 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #        different noise gives different images instead of one image per prompt;
             #      - pair critic: the same two seeds, judged as a pair against two real images of one caption;
             #      - keep (fine-tunes): as many prompts from outside the data (blends of two), drawn as the init did;
-            #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels);
-            #      - interpolate: the rows after the first q draw for a blend of two random captions, judged against
-            #        it (GAN-INT, Reed et al. 2016), so that prompts between the data's captions are trained too
+            #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels)
             for critic in frozen_in_g_step:
                 critic.requires_grad_(False)
             k = real.shape[0] if run.G_init is not None else 0
             z2, z_keep = torch.randn(q, z_dim, device=dev), torch.randn(k, z_dim, device=dev)
             e_keep = blend_prompts(run.keep_table, k) if k else e[:0]
             e_levels, e_judged = mix_levels(e, levels)
-            if cfg.interpolate > 0:  # rows q … q + i: after mode seeking's, before mixing's (at most half the batch)
-                i = round(real.shape[0] * cfg.interpolate)
-                e_judged = e_judged.clone()
-                e_judged[q : q + i] = blend_prompts(run.text_table, i)
-                e_levels[q : q + i] = e_judged[q : q + i, None, :]
             per_level = lambda x: x[:, None, :].expand(-1, levels, -1)  # noqa: E731 (a plain prompt at every level)
             n = real.shape[0]
             with run.autocast():
