@@ -62,16 +62,15 @@ class FeatureNet(SerialBuild, ModelMixin, ConfigMixin):
 
 class ProjectedCritic(SerialBuild, nn.Module):
     """Scores (image, sentence) pairs through the frozen FeatureNet; same call as models.Discriminator."""
-    def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64,
-                 maps_per_scale: int = 1):
-        super().__init__()  # maps_per_scale: feature maps stacked per scale (PairCritic reads two)
+    def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64):
+        super().__init__()
         self.net = features.eval().requires_grad_(False)
         self.text_map = TextMap(text_dim, cond_dim)
         chans = list(features.config.channels)[1:]
         self.heads = nn.ModuleList()
         for k, c in enumerate(chans):  # 16 px: two ×2 downs, 8 px: one, 4 px: none
             down = [m for _ in range(len(chans) - 1 - k) for m in (nn.Conv2d(width, width, 4, 2, 1), nn.LeakyReLU(0.2))]
-            self.heads.append(nn.Sequential(nn.Conv2d(c * maps_per_scale, width, 1), nn.LeakyReLU(0.2), *down))
+            self.heads.append(nn.Sequential(nn.Conv2d(c, width, 1), nn.LeakyReLU(0.2), *down))
         self.joint = nn.ModuleList(nn.Sequential(nn.Conv2d(width + cond_dim, width, 3, padding=1), nn.LeakyReLU(0.2),
                                                  nn.Conv2d(width, 1, 4)) for _ in chans)
         self.project = nn.ModuleList(nn.Linear(cond_dim, width, bias=False) for _ in chans)
@@ -110,25 +109,6 @@ class ProjectedCritic(SerialBuild, nn.Module):
         _, hs = self._heads(images)
         out = self.score([torch.cat([h, h[:n]]) for h in hs], torch.cat([e, mismatched]))
         return out[:n], out[n : 2 * n], out[2 * n :]
-
-
-class PairCritic(ProjectedCritic):
-    """Scores two images drawn for one sentence (PacGAN's packing, conditioned on the text), through the same frozen
-    FeatureNet. Real pairs are two images that share a caption (emoji: two artists' drawings of one emoji); fake pairs
-    are two seeds of the generator for one caption. A generator that draws one picture per caption, whatever the
-    seed, gives itself away here, where a critic of single images cannot see it.
-
-        a, b ─► FeatureNet ─► per scale [f(a) + f(b), |f(a) − f(b)|] (order-free) ─► head ─► + text ─► logit
-    """
-    def __init__(self, features: FeatureNet, text_dim: int = 384, cond_dim: int = 192, width: int = 64):
-        super().__init__(features, text_dim, cond_dim, width, maps_per_scale=2)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """One logit per pair (a[i], b[i]) with sentence e[i]."""
-        n = a.shape[0]
-        features = self.net.features(torch.cat([a, b]))
-        hs = [head(torch.cat([f[:n] + f[n:], (f[:n] - f[n:]).abs()], dim=1)) for head, f in zip(self.heads, features)]
-        return self.score(hs, e)
 
 
 def train_feature_net(data_dir: str | Path, out: str | Path, minutes: float = 6.0, batch_size: int = 64,

@@ -101,16 +101,6 @@ def test_feature_critic_pretrain_and_train(tmp_path):
     frozen = FeatureNet.from_pretrained(tmp_path / "features").state_dict()
     assert all(torch.equal(state["P"][f"net.{k}"], v) for k, v in frozen.items()), "the feature network is frozen"
     assert train(cfg(tmp_path, shapes, steps=3, resume=True, **kw))["step"] == 3
-    # the pair critic joins a run that had none: its heads start fresh, learn, and are checkpointed
-    events, emit = collect()
-    assert train(cfg(tmp_path, shapes, steps=5, resume=True, pair_critic=0.5, **kw), progress=emit)["step"] == 5
-    assert any("has no pair critic" in e.get("message", "") for e in events)
-    stats = [json.loads(l) for l in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()][-2:]
-    assert all(s["d_pair"] > 0 and s["pair"] != 0 for s in stats)
-    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
-    assert all(torch.equal(state["pair"][f"net.{k}"], v) for k, v in frozen.items()) and "opt_pair" in state
-    with pytest.raises(ValueError, match="pair_critic needs feature_critic"):
-        train(cfg(tmp_path / "nopair", shapes, pair_critic=1.0))
     with pytest.raises(ValueError, match="64-px"):
         train(cfg(tmp_path / "small", shapes, feature_critic=str(tmp_path / "features")))
     assert net.config.concepts == sorted(f"a {c} {s}" for c in COLORS for s in SHAPES)
@@ -246,23 +236,6 @@ def test_train_balanced_by_a_metadata_field(tmp_path, shapes):
                  "--steps", "1", "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet",
                  "--set", "balance_by=shape"]) == 0
     assert json.loads((tmp_path / "run-c" / "config.json").read_text())["balance_by"] == "shape"
-
-
-def test_pair_critic_scores_an_unordered_pair_and_pairs_share_a_caption():
-    from t2igan.features import FeatureNet, PairCritic
-    from t2igan.training.state import SharedCaptions
-
-    critic = PairCritic(FeatureNet(num_classes=3, channels=[8, 8, 16, 16]), text_dim=12, cond_dim=8, width=8)
-    a, b, e = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1, torch.randn(3, 12)
-    with torch.no_grad():
-        assert critic(a, b, e).shape == (3,) and torch.allclose(critic(a, b, e), critic(b, a, e), atol=1e-5)
-    # captions by row: image 0 {0, 1}, 1 {1, 2}, 2 {3} (its own only), 3 {2}
-    pairs = SharedCaptions([[0, 1], [1, 2], [3], [2]])
-    assert pairs.shared == [[1], [1, 2], [], [2]]
-    for _ in range(50):
-        positions, rows, partners = pairs.draw([0, 1, 2, 3])
-        assert positions == [0, 1, 3]  # image 2 shares no caption: no pair
-        assert all(j != i and r in pairs.shared[j] for i, r, j in zip([0, 1, 3], rows, partners))
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path, shapes):

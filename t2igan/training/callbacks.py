@@ -108,8 +108,6 @@ class Checkpoints(Periodic):
                                            "checkpoint")
         if run.main:
             extra = {"P": run.P_plain.state_dict(), "opt_p": run.opt_p.state_dict()} if run.P is not None else {}
-            if run.pair is not None:
-                extra.update(pair=run.pair_plain.state_dict(), opt_pair=run.opt_pair.state_dict())
             save_checkpoint(run.folder / CHECKPOINT, {
                 "G": run.acc.unwrap_model(run.G).state_dict(), "D": run.D_plain.state_dict(),
                 "G_ema": run.G_ema.state_dict(), "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),

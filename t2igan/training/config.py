@@ -58,9 +58,6 @@ class TrainConfig:
     upsample: str = "nearest"                   # new model only: generator up-sampling, 'nearest' or 'bilinear'
     feature_critic: str | None = None           # a FeatureNet folder: add a critic that looks through it (features.py)
     feature_critic_weight: float = 1.0          # its share of G's adversarial loss
-    pair_critic: float = 0.0                    # weight of a critic that judges two images of one caption through the
-                                                # feature_critic's network (features.PairCritic): real pairs are two
-                                                # images that share a caption, fake pairs two seeds; 0: off
     keep: float | None = None                   # with init: L1 weight pulling G's images for prompts outside the data
                                                 # towards the init's (same noise), so a fine-tune on a few pictures
                                                 # does not redraw everything else; None: KEEP (30) with init unless the
@@ -111,10 +108,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("keep_prompts is empty: give prompts, or leave it unset for the default sheet prompts")
     if not (isinstance(cfg.mixing, (int, float)) and 0 <= cfg.mixing <= 0.5):
         raise ValueError(f"mixing must be a share from 0 to 0.5 of the batch, got {cfg.mixing!r}")
-    if not (isinstance(cfg.pair_critic, (int, float)) and math.isfinite(cfg.pair_critic) and cfg.pair_critic >= 0):
-        raise ValueError(f"pair_critic must be a number >= 0, got {cfg.pair_critic!r}")
-    if cfg.pair_critic and not cfg.feature_critic:
-        raise ValueError("pair_critic needs feature_critic: it looks through that feature network")
     if cfg.upsample not in UPSAMPLE:
         raise ValueError(f"upsample must be one of {UPSAMPLE}, got {cfg.upsample!r}")
     if cfg.batch_size < 2:

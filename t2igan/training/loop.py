@@ -20,7 +20,7 @@ import torch
 from ..augment import diff_augment, parse_policy
 from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
-from .losses import Adversarial, CriticLoss, Keep, MixLevels, ModeSeeking, PairLoss, blend_prompts
+from .losses import Adversarial, CriticLoss, Keep, MixLevels, ModeSeeking, blend_prompts
 from .state import prepare_run
 
 Progress = Callable[[dict], None]
@@ -39,24 +39,13 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     policy, z_dim = parse_policy(cfg.augment), run.z_dim
     critic_loss = CriticLoss(cfg.gp_weight, cfg.gp_power, cfg.gp_every, run.autocast)
     adversarial, mode_seeking, keep, mix_levels = Adversarial(), ModeSeeking(), Keep(), MixLevels(cfg.mixing)
-    pair_loss = PairLoss(run.autocast)
     levels = acc.unwrap_model(G).levels
     critics = [(1.0, run.D_plain)] + ([(cfg.feature_critic_weight, run.P_plain)] if P is not None else [])
-    frozen_in_g_step = [critic for _, critic in critics] + ([run.pair_plain] if run.pair is not None else [])
-    zero = torch.zeros((), device=dev)
 
-    def pick_captions(idx: torch.Tensor, q: int) -> tuple[torch.Tensor, list[int], list[int]]:
-        """Rows of the caption table: one caption per image, drawn at random among its captions, anew every step.
-        With the pair critic, the first q images (those G also draws with a second seed) that share a caption with
-        another image take that caption: (rows, their positions, the partner images)."""
+    def pick_captions(idx: torch.Tensor) -> torch.Tensor:
+        """Rows of the caption table: one caption per image, drawn at random among its captions, anew every step."""
         # idx stays on the CPU (the loader does not move batches), so this reads no GPU result and does not stall it
-        rows = [random.choice(run.caption_rows[i]) for i in idx.tolist()]
-        positions, partners = [], []
-        if run.pair is not None:
-            positions, shared, partners = run.pairs.draw(idx[:q].tolist())
-            for p, r in zip(positions, shared):
-                rows[p] = r
-        return torch.tensor(rows).to(dev, non_blocking=True), positions, partners
+        return torch.tensor([random.choice(run.caption_rows[i]) for i in idx.tolist()]).to(dev, non_blocking=True)
 
     run.emit({"type": "start", "step": run.step, "total": cfg.steps}) if run.main else None
     for callback in callbacks:
@@ -73,10 +62,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
                 status = "stopped"
                 break
             real = real.to(dev, non_blocking=True)
-            # the first q rows are drawn twice, with a second noise: for mode seeking and the pair critic
-            q = real.shape[0] // 4 if cfg.mode_seeking > 0 or run.pair is not None else 0
-            rows, pair_rows, partners = pick_captions(idx, q)
-            e = run.text_table[rows]
+            e = run.text_table[pick_captions(idx)]
             e_wrong = torch.roll(e, shifts=1, dims=0)  # another image's caption: a mismatched pair
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
@@ -89,32 +75,21 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             run.opt_d.zero_grad(set_to_none=True)
             acc.backward(d["total"])
             run.opt_d.step()
-            p = {"total": zero}
+            p = {"total": torch.zeros((), device=dev)}
             if P is not None:  # the feature critic: the same game on the same augmented pairs, without the penalty
                 p = critic_loss(P, real_in.detach(), fake_in, e, e_wrong)
                 run.opt_p.zero_grad(set_to_none=True)
                 acc.backward(p["total"])
                 run.opt_p.step()
-            pc, pair_rows = {"total": zero}, torch.tensor(pair_rows, dtype=torch.long, device=dev)
-            if len(pair_rows):  # the pair critic: (real image, a real partner with its caption) up, two seeds down
-                e_pair = e[pair_rows]
-                with torch.no_grad(), run.autocast():
-                    fake_b = G(torch.randn(len(pair_rows), z_dim, device=dev), e_pair)
-                real_b = torch.stack([run.data[j][0] for j in partners]).to(dev, non_blocking=True)
-                pc = pair_loss(run.pair, real_in[pair_rows].detach(), diff_augment(real_b, policy),
-                               fake_in[pair_rows], diff_augment(fake_b.float(), policy), e_pair)
-                run.opt_pair.zero_grad(set_to_none=True)
-                acc.backward(pc["total"])
-                run.opt_pair.step()
 
             # ---- G step: fool the critics on (G(z, caption), caption), in one forward pass (DDP-friendly) with
             #      - mode seeking: on a quarter of the batch a second noise for the same caption (MSGAN), so that
             #        different noise gives different images instead of one image per prompt;
-            #      - pair critic: the same two seeds, judged as a pair against two real images of one caption;
             #      - keep (fine-tunes): as many prompts from outside the data (blends of two), drawn as the init did;
             #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels)
-            for critic in frozen_in_g_step:
+            for _, critic in critics:
                 critic.requires_grad_(False)
+            q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
             k = real.shape[0] if run.G_init is not None else 0
             z2, z_keep = torch.randn(q, z_dim, device=dev), torch.randn(k, z_dim, device=dev)
             e_keep = blend_prompts(run.keep_table, k) if k else e[:0]
@@ -124,23 +99,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             with run.autocast():
                 out = G(torch.cat([z, z2, z_keep]), torch.cat([e_levels, per_level(e[:q]), per_level(e_keep)]))
                 fake, fake2, kept = out[:n], out[n : n + q], out[n + q :]
-                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e_judged), "pair": zero}
-                if len(pair_rows):  # pair rows are among the first q, which mixing leaves alone (MixLevels)
-                    g["pair"] = pair_loss.generator_term(run.pair_plain, diff_augment(fake[pair_rows].float(), policy),
-                                                         diff_augment(fake2[pair_rows].float(), policy), e[pair_rows])
-            g["mode_seeking"] = mode_seeking(fake[:q], fake2, z[:q], z2) if q and cfg.mode_seeking > 0 else zero
+                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e_judged)}
+            g["mode_seeking"] = mode_seeking(fake[:q], fake2, z[:q], z2) if q else torch.zeros((), device=dev)
             if k:
                 with torch.no_grad(), run.autocast():
                     base = run.G_init(z_keep, e_keep)
                 g["keep"] = keep(kept, base)
             else:
-                g["keep"] = zero
-            g["total"] = (g["adversarial"] + cfg.pair_critic * g["pair"] + cfg.mode_seeking * g["mode_seeking"]
-                          + run.keep * g["keep"])
+                g["keep"] = torch.zeros((), device=dev)
+            g["total"] = g["adversarial"] + cfg.mode_seeking * g["mode_seeking"] + run.keep * g["keep"]
             run.opt_g.zero_grad(set_to_none=True)
             acc.backward(g["total"])
             run.opt_g.step()
-            for critic in frozen_in_g_step:
+            for _, critic in critics:
                 critic.requires_grad_(True)
 
             # ---- EMA of G (ramped up so early samples are not dominated by the random init or, in a fine-tune,
@@ -152,7 +123,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             run.step += 1
             losses = {"d": d["total"], "d_real": d["real"], "d_fake": d["fake"], "d_mismatch": d["mismatch"],
                       "penalty": d["penalty"], "g": g["total"], "mode_seeking": g["mode_seeking"],
-                      "d_feature": p["total"], "keep": g["keep"], "d_pair": pc["total"], "pair": g["pair"]}
+                      "d_feature": p["total"], "keep": g["keep"]}
             for callback in callbacks:
                 callback.on_step(run, losses)
         else:

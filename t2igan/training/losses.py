@@ -1,9 +1,9 @@
 """The losses of the adversarial game, one small class each (NVlabs EDM style): the loop adds them up by name.
 
 Critic (the discriminator, and the feature critic alike): DF-GAN's hinge on three kinds of pair, with the
-matching-aware gradient penalty on real pairs; the pair critic: two images of one caption, real or two seeds.
-Generator: the adversarial term against every critic, plus the extra terms a recipe turns on (pair critic, mode
-seeking, keep) and the mixing regularisation of per-level conditions.
+matching-aware gradient penalty on real pairs. Generator: the adversarial term against every critic, plus the extra
+terms a recipe turns on (mode seeking, keep) and the
+mixing regularisation of per-level conditions.
 """
 from __future__ import annotations
 
@@ -58,26 +58,6 @@ class Adversarial:
 
     def __call__(self, critics: list[tuple[float, object]], images: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return -sum(weight * critic.scores(images, e)[0].float().mean() for weight, critic in critics)
-
-
-class PairLoss:
-    """The pair critic's hinge (features.PairCritic): two real images that share a caption up, two seeds of G for
-    that caption down. Its generator term is `generator_term`: score G's pairs high."""
-
-    def __init__(self, autocast=nullcontext):
-        self.autocast = autocast
-
-    def __call__(self, critic, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
-                 fake_b: torch.Tensor, e: torch.Tensor) -> dict[str, torch.Tensor]:
-        with self.autocast():
-            out = critic(torch.cat([real_a, fake_a]), torch.cat([real_b, fake_b]), torch.cat([e, e])).float()
-        terms = {"real": hinge_up(out[: len(e)]), "fake": hinge_down(out[len(e) :])}
-        terms["total"] = terms["real"] + terms["fake"]
-        return terms
-
-    @staticmethod
-    def generator_term(critic, fake_a: torch.Tensor, fake_b: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        return -critic(fake_a, fake_b, e).float().mean()
 
 
 class ModeSeeking:

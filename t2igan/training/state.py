@@ -17,7 +17,7 @@ import torch
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import DataConfig, load_captioned_images
 from ..device import allocator_hint, resolve_precision, set_threads
-from ..features import FeatureNet, PairCritic, ProjectedCritic
+from ..features import FeatureNet, ProjectedCritic
 from ..grow import deepen_to, widen_generator
 from ..models import Discriminator, Generator
 from ..paths import cache_dir
@@ -55,9 +55,6 @@ class Run:
     precision: str
     P: torch.nn.Module | None = None
     opt_p: torch.optim.Optimizer | None = None
-    pair: torch.nn.Module | None = None  # the pair critic (features.PairCritic), its optimiser and its real pairs
-    opt_pair: torch.optim.Optimizer | None = None
-    pairs: SharedCaptions | None = None
     G_init: Generator | None = None
     keep: float = 0.0
     keep_table: torch.Tensor | None = None
@@ -80,10 +77,6 @@ class Run:
     @property
     def P_plain(self):
         return self.acc.unwrap_model(self.P) if self.P is not None else None
-
-    @property
-    def pair_plain(self):
-        return self.acc.unwrap_model(self.pair) if self.pair is not None else None
 
     @property
     def z_dim(self) -> int:
@@ -116,30 +109,6 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n
-
-
-class SharedCaptions:
-    """Real pairs for the pair critic: two images that share a caption (emoji: two artists' drawings of one emoji, or
-    of its skin tones under a caption that names none). Captions only one image has make no pair."""
-
-    def __init__(self, caption_rows: list[list[int]]):
-        holders: dict[int, list[int]] = {}
-        for i, rows in enumerate(caption_rows):
-            for r in set(rows):
-                holders.setdefault(r, []).append(i)
-        self.holders = holders
-        self.shared = [sorted({r for r in rows if len(holders[r]) > 1}) for rows in caption_rows]
-
-    def draw(self, images: list[int]) -> tuple[list[int], list[int], list[int]]:
-        """For the images that share a caption: (their positions in `images`, a shared caption row, a partner image
-        with that caption), drawn with Python's random (restored on resume)."""
-        positions, rows, partners = [], [], []
-        for p, i in enumerate(images):
-            if self.shared[i]:
-                r = random.choice(self.shared[i])
-                j = random.choice(self.holders[r][:-1])  # any holder but i: i stands in for the last one
-                positions.append(p), rows.append(r), partners.append(self.holders[r][-1] if j == i else j)
-        return positions, rows, partners
 
 
 def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None) -> Run:
@@ -185,20 +154,16 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
         f"{precision}")
     hint = allocator_hint(acc.device, cfg.batch_size)
     log(hint) if hint else None
-    P = pair = pairs = None  # optional critics through a frozen in-domain feature network (Projected-GAN style)
+    P = None  # optional second critic through a frozen in-domain feature network (Projected-GAN style)
     if cfg.feature_critic:
+
         if G.config.resolution != 64:
             raise ValueError(f"feature_critic: the feature network looks at 64-px images; this model is "
                              f"{G.config.resolution} px")
         P = ProjectedCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
                             cond_dim=D.config.cond_dim).train()
-        if cfg.pair_critic:  # its own copy of the network: a checkpoint stores no tensor twice
-            pair = PairCritic(FeatureNet.from_pretrained(cfg.feature_critic), text_dim=encoder.dim,
-                              cond_dim=D.config.cond_dim).train()
-            pairs = SharedCaptions(caption_rows)
-            log(f"pair critic: {sum(map(bool, pairs.shared))} of {len(data)} images share a caption with another")
         if cfg.channels_last:
-            _to_channels_last(acc.device, *[m for m in (P, pair) if m is not None])
+            _to_channels_last(acc.device, P)
     # a fine-tune's prompts outside its data (the sheet's, or keep_prompts): held by keep, shown in the samples
     others, keep_table, dropped = (_prompts_outside(encoder, cfg.keep_prompts, text_table) if cfg.init
                                    else ([], None, []))
@@ -211,11 +176,8 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     betas = (cfg.beta1, cfg.beta2)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
-    heads = lambda critic: [q for q in critic.parameters() if q.requires_grad]  # noqa: E731 (the net is frozen)
-    opt_p = torch.optim.Adam(heads(P), lr=cfg.lr_d, betas=betas) if P else None
-    opt_pair = torch.optim.Adam(heads(pair), lr=cfg.lr_d, betas=betas) if pair else None
-    critics = [("P", "opt_p", P, opt_p, "feature critic"), ("pair", "opt_pair", pair, opt_pair, "pair critic")]
-    step = _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, critics, acc, log) if cfg.resume else 0
+    opt_p = torch.optim.Adam([q for q in P.parameters() if q.requires_grad], lr=cfg.lr_d, betas=betas) if P else None
+    step = _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, P, opt_p, acc, log) if cfg.resume else 0
     sampler = EpochSampler(len(data), cfg.seed, _balance_weights(data.groups, cfg.balance_by, log))
     batch_size = min(cfg.batch_size, len(data))  # a few pictures: every batch holds all of them
     if batch_size < cfg.batch_size:
@@ -227,8 +189,6 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     loader = acc.prepare_data_loader(loader, device_placement=False)  # sharded per process; batches moved by the loop
     if P is not None:
         P, opt_p = acc.prepare(P, opt_p)
-    if pair is not None:
-        pair, opt_pair = acc.prepare(pair, opt_pair)
     dev = acc.device
     G_ema.to(dev)  # accelerate moved G (and D, P) to the device; the EMA copy was made before that
     # 8 captions spread over the data; a fine-tune shows 2 prompts from outside it instead of the last two (forgetting)
@@ -241,8 +201,7 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                encoder=encoder, encoder_id=encoder_id, default_truncation=default_truncation, data=data, loader=loader,
                sampler=sampler, caption_rows=caption_rows, text_table=text_table.to(dev),
                sample_prompts=cfg.sample_prompts or spread + others[:2], batch_size=batch_size, precision=precision,
-               P=P, opt_p=opt_p, pair=pair, opt_pair=opt_pair, pairs=pairs,
-               G_init=G_init.to(dev) if G_init is not None else None, keep=keep,
+               P=P, opt_p=opt_p, G_init=G_init.to(dev) if G_init is not None else None, keep=keep,
                keep_table=keep_table.to(dev) if keep_table is not None else None, styles=styles, step=step,
                start_step=step)
 
@@ -293,10 +252,8 @@ def styles_in(captions: list[list[str]], share: float = 0.01) -> list[str]:
     return sorted(s for s, n in count.items() if n >= max(1, share * len(captions)))
 
 
-def _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, critics, acc, log) -> int:
-    """Load the run folder's checkpoint into the models and optimisers; the step to go on from (0 if none).
-    `critics`: (checkpoint keys of the critic and its optimiser, the critic or None, the optimiser, a name) for the
-    optional critics, which a checkpoint may lack (they start fresh)."""
+def _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, P, opt_p, acc, log) -> int:
+    """Load the run folder's checkpoint into the models and optimisers; the step to go on from (0 if none)."""
     if not (folder / CHECKPOINT).is_file():
         log(f"no checkpoint in {folder}: starting from step 0")
         return 0
@@ -306,22 +263,20 @@ def _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, critics, acc, log) -> 
     try:
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
-        for key, opt_key, critic, opt, _ in critics:
-            if critic is not None and key in state:
-                critic.load_state_dict(state[key]), opt.load_state_dict(state[opt_key])
+        if P is not None and "P" in state:
+            P.load_state_dict(state["P"]), opt_p.load_state_dict(state["opt_p"])
     except (RuntimeError, ValueError, KeyError) as e:
         first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e).splitlines()[0])
         raise CheckpointError(f"{folder / CHECKPOINT} is from a different model than this run builds "
                               f"({_changed_architecture(folder, cfg) or first}): resume it with the settings it was "
                               f"started with, or train into another --run-dir") from None
     step = int(state["step"])
-    for key, _, critic, _, name in critics:
-        if critic is not None and key not in state:
-            log(f"the checkpoint has no {name}: starting its heads fresh at step {step}")
+    if P is not None and "P" not in state:
+        log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
     set_rng_state(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
     log(f"resumed from {folder / CHECKPOINT} at step {step}")
     # the optimiser states carry the old run's learning rates: this run's config decides (lr decay on resume)
-    for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d), *((opt, cfg.lr_d) for *_, opt, _ in critics)):
+    for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d), (opt_p, cfg.lr_d)):
         if opt is not None and opt.param_groups[0]["lr"] != lr:
             log(f"learning rate {opt.param_groups[0]['lr']:g} -> {lr:g} (this run's config)")
             for group in opt.param_groups:
