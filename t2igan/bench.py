@@ -26,29 +26,31 @@ def _timed(fn, repeats: int) -> float:
 
 @torch.no_grad()
 def bench_generate(model: str | None = None, device: str | None = None, threads: int | None = None,
-                   batches: tuple[int, ...] = (1, 16, 64), repeats: int = 5) -> dict:
-    """Measure the generator on the current device; uses the default model, or a random-init one if none exists."""
+                   batches: tuple[int, ...] = (1, 16, 64), repeats: int = 5, precision: str = "auto") -> dict:
+    """Measure the generator as the pipeline draws (`pipe.render`, in `precision`) on the current device; uses the
+    default model, or a random-init one if none exists."""
     try:
         source = str(resolve_model(model))
-        pipe = load_pipeline(model, device=device, threads=threads)
+        pipe = load_pipeline(model, device=device, threads=threads, precision=precision)
     except NoModelError:
         if model is not None:
             raise
         set_threads(threads)
         source = "random-init Generator() (no trained model found)"
         pipe = T2IGANPipeline(generator=Generator()).to(pick_device(device))
+        pipe.precision = precision
     gen = pipe.generator.eval()
     z_dim, t_dim = gen.config.z_dim, gen.config.text_dim
     dev = gen.device
     result = {"bench": "generate", "model": source, "device": describe(dev), "torch": torch.__version__,
-              "cpu": cpu_name(), "resolution": gen.config.resolution,
+              "cpu": cpu_name(), "precision": resolve_precision(precision, dev), "resolution": gen.config.resolution,
               "params_M": round(sum(p.numel() for p in gen.parameters()) / 1e6, 3),
               "gflop_per_image": round(count_flops(gen.cpu(), torch.randn(1, z_dim), torch.randn(1, t_dim)) / 1e9, 3)}
     gen.to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for b in batches:
-        z, e = torch.randn(b, z_dim, device=dev), torch.randn(b, t_dim, device=dev)
-        seconds = _timed(lambda: (gen(z, e), sync()), repeats)
+        latent = pipe.latent(["a red apple"], num_images_per_prompt=b, seed=0)
+        seconds = _timed(lambda: (pipe.render(latent), sync()), repeats)
         result[f"batch{b}_ms_per_image"] = round(1000 * seconds / b, 3)
         result[f"batch{b}_images_per_s"] = round(b / seconds, 1)
     prompts = [f"a prompt number {i}" for i in range(repeats + 1)]

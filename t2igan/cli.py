@@ -61,6 +61,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name under weights/ or a model folder (default: shipped model)")
     p.add_argument("--device", default=None, help="auto | cuda | mps | cpu (default: $T2IGAN_DEVICE or auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: $T2IGAN_THREADS or torch's)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="the generator's arithmetic (default auto: bf16 where the CPU or GPU has it natively)")
 
 
 def _whole(lo: int, hi: int | None = None):
@@ -104,7 +106,8 @@ def _check_output(out: str, animated: bool = False) -> Path:
 
 def _load(args):
 
-    return load_pipeline(args.model, device=args.device, threads=args.threads)
+    return load_pipeline(args.model, device=args.device, threads=args.threads,
+                         precision=getattr(args, "precision", "auto"))
 
 
 def _save(images, out: str, separate: bool, upscale: int, cols: int | None = None) -> list[Path]:
@@ -186,7 +189,7 @@ def cmd_bench(args) -> int:
                                      threads=args.threads, device=args.device, channels_last=args.channels_last)))
     else:
         print(json.dumps(bench_generate(args.model, device=args.device, threads=args.threads,
-                                        batches=tuple(args.batches), repeats=args.repeats)))
+                                        batches=tuple(args.batches), repeats=args.repeats, precision=args.precision)))
     return 0
 
 
@@ -642,7 +645,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train", action="store_true", help="time the training loop instead")
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     b.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                    help="with --train: time NCHW convolutions (the trainer's default is NHWC)")
     _common(b)

@@ -15,6 +15,7 @@ from diffusers.image_processor import VaeImageProcessor
 
 from . import directions as sliders
 from .atomic import new_folder, recover_interrupted_save
+from .device import resolve_precision
 from .latent import Latent
 from .model_lock import MODEL_LOCK
 from .models import Discriminator, Generator
@@ -77,11 +78,25 @@ class T2IGANPipeline(DiffusionPipeline):
                                 default_truncation=default_truncation, styles=styles)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
         self._text: TextEncoder | None = None
+        self.precision = "auto"
         self.directions: tuple[torch.Tensor, list[str], list[dict]] | None = None  # (vectors, names, report)
         dim = self.text.dim
         if dim != generator.config.text_dim:
             raise ValueError(f"the text encoder gives {dim}-d embeddings but the generator expects "
                              f"{generator.config.text_dim}-d (text_dim): they were not trained together")
+
+    @property
+    def precision(self) -> str:
+        """The generator's arithmetic when drawing: 'auto' (bf16 where the device has it natively, see `render`),
+        'bf16' or 'fp32'."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {value!r}")
+        resolve_precision(value, "cpu")  # raises ValueError naming the choices
+        self._precision = value.lower()
 
     @property
     def text(self) -> TextEncoder:
@@ -319,13 +334,26 @@ class T2IGANPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def render(self, latent: Latent) -> torch.Tensor:
-        """A Latent → images in [-1, 1], [B, 3, H, W] on the CPU."""
+        """A Latent → images in [-1, 1], [B, 3, H, W] on the CPU.
+
+        With `precision` 'auto' the generator runs under bf16 autocast where the device has native bf16 (CPUs with
+        AVX-512 BF16 or AMX, CUDA GPUs with bf16; device.fast_bf16) and in fp32 elsewhere: on a 2-core AVX-512 BF16
+        CPU the shipped model drew 5.9 ms per image at batch 16 against 9.9 in fp32 (interleaved medians, 2 threads),
+        with a mean pixel difference under 0.5/255 and the same held-out figures. `pipe.precision = "fp32"` draws the
+        exact fp32 images."""
         if latent.levels != self.generator.levels or latent.noise.shape[1] != self.generator.config.z_dim:
             raise ValueError(f"this latent (noise {tuple(latent.noise.shape[1:])}, {latent.levels} levels) does not "
                              f"fit this model (noise ({self.generator.config.z_dim},), {self.generator.levels} levels)")
         latent = latent.to(self.generator.device, self.generator.dtype)
-        with self._eval():
+        with self._eval(), self._autocast():
             return self.generator.synthesize(latent.noise, latent.conditions).float().cpu()
+
+    def _autocast(self):
+        """bf16 autocast around a forward pass of the generator, when `precision` asks for it (see render)."""
+        device = self.generator.device
+        bf16 = (resolve_precision(self.precision, device) == "bf16" and device.type in ("cpu", "cuda")
+                and self.generator.dtype == torch.float32)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     @contextmanager
     def _eval(self):

@@ -102,9 +102,9 @@ def model_version(path: str | os.PathLike) -> tuple:
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None, threads: int | None = None,
-                  with_version: bool = False):
+                  with_version: bool = False, precision: str = "auto"):
     """Load a model folder (default: the shipped model) on the chosen device; returns a T2IGANPipeline (and, with
-    `with_version`, the folder's model_version it was loaded from).
+    `with_version`, the folder's model_version it was loaded from) that draws in `precision` (T2IGANPipeline.render).
 
     A folder that another process re-saves while it is read is read again, so the pipeline never mixes files of two
     versions (saves in this process never overlap a load: both hold model_lock.MODEL_LOCK)."""
@@ -120,6 +120,7 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
     else:
         raise OSError(f"model '{Path(path).name}' kept changing while it was loaded (is it being trained?): try again")
     pipe.set_progress_bar_config(disable=True)
+    pipe.precision = precision
     pipe = pipe.to(dev)
     if dev.type == "cpu":  # measured: channels-last convolutions make CPU generation ~1.7x faster at batch 16
         pipe.generator.to(memory_format=torch.channels_last)

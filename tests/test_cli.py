@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from t2igan import T2IGANPipeline
 from t2igan.cli import main
 
 
@@ -82,6 +83,20 @@ def test_bench_prints_json(tiny_pipe, weights_root, capsys):
     assert main(["bench", "--batches", "1", "2", "--repeats", "1"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["bench"] == "generate" and line["batch2_images_per_s"] > 0 and line["peak_rss_MB"] > 0
+    assert main(["bench", "--batches", "1", "--repeats", "1", "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["precision"] == "fp32"
+
+
+def test_generate_precision_fp32_draws_the_generators_fp32_images(tiny_pipe, weights_root, tmp_path):
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    pipe = T2IGANPipeline.from_pretrained(weights_root / "tiny")
+    pipe.precision = "fp32"
+    expected = np.asarray(pipe("a red apple", seed=3).images[0])
+    for precision in ("fp32", "bf16"):
+        assert main(["generate", "a red apple", "--seed", "3", "--precision", precision,
+                     "-o", str(tmp_path / f"{precision}.png")]) == 0
+    fp32, bf16 = (np.asarray(Image.open(tmp_path / f"{p}.png").convert("RGB")) for p in ("fp32", "bf16"))
+    assert np.array_equal(fp32, expected) and not np.array_equal(bf16, expected)
 
 
 def test_prompt_sheet(tiny_pipe, weights_root, tmp_path):

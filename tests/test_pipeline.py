@@ -230,3 +230,24 @@ def test_styles_the_model_was_trained_on_are_words_in_the_prompt(tiny_pipe, tmp_
     assert torch.equal(a, b), "a style is its words"
     styled.save_pretrained(tmp_path / "m")
     assert T2IGANPipeline.from_pretrained(tmp_path / "m").config.styles == ["google", "twitter"]
+
+
+def test_precision_bf16_where_native_and_fp32_exactly(tiny_pipe, monkeypatch):
+    """'auto' draws in bf16 on devices that have it natively (close to fp32, not equal); 'fp32' is the generator's
+    own fp32 output."""
+    from t2igan.device import fast_bf16
+
+    latent = tiny_pipe.latent("a red apple", num_images_per_prompt=2, seed=0)
+    with torch.no_grad():
+        exact = (tiny_pipe.generator.eval().synthesize(latent.noise, latent.conditions) + 1) / 2
+    draw = lambda: tiny_pipe(latents=latent, output_type="pt").images  # noqa: E731
+    monkeypatch.setattr(tiny_pipe, "precision", "fp32")
+    assert torch.allclose(draw(), exact, atol=1e-6)
+    tiny_pipe.precision = "BF16"
+    bf16 = draw()
+    assert tiny_pipe.precision == "bf16" and not torch.equal(bf16, exact) and (bf16 - exact).abs().mean() < 0.01
+    tiny_pipe.precision = "auto"
+    assert torch.equal(draw(), bf16 if fast_bf16("cpu") else exact)
+    for bad in ("fp16", None):
+        with pytest.raises(ValueError, match="precision must be one of|precision must be 'auto'"):
+            tiny_pipe.precision = bad
