@@ -615,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                     help="require a login (a training job then belongs to the login, across page reloads)")
     ap.add_argument("--device", default=None, help="auto | cuda | mps | cpu")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads per generation request (default 1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per request (default: every core, one while a job trains)")
     ap.set_defaults(func=cmd_app)
 
     fe = sub.add_parser("features", help="pretrain a frozen feature network for --feature-critic (minutes on CPU)")

@@ -44,18 +44,18 @@ def test_threads(monkeypatch):
     assert "cpu" in dev.describe(torch.device("cpu"))
 
 
-def test_the_app_generates_on_one_thread_and_fits_pictures_on_every_core_unless_a_job_trains(monkeypatch):
+def test_the_app_draws_on_every_core_unless_a_job_trains(monkeypatch):
     from t2igan.ui import state
 
     monkeypatch.delenv(dev.THREADS_ENV, raising=False)
     monkeypatch.setattr(state, "cpu_cores", lambda: 4)
     studio = state.Studio(device="cpu")
-    assert (studio.generation_threads(), studio.fit_threads()) == (1, 4)
+    assert studio.generation_threads() == 4
     monkeypatch.setenv(dev.THREADS_ENV, "3")
-    assert (studio.generation_threads(), studio.fit_threads()) == (3, 3)
+    assert studio.generation_threads() == 3
     monkeypatch.setattr(state, "active_job", lambda: object())  # a training job shares the cores
-    assert (studio.generation_threads(), studio.fit_threads()) == (1, 1)
-    assert state.Studio(device="cpu", threads=2).fit_threads() == 2  # --threads decides
+    assert studio.generation_threads() == 1
+    assert state.Studio(device="cpu", threads=2).generation_threads() == 2  # --threads decides
     assert 1 <= dev.cpu_cores() <= (os.cpu_count() or 1)
 
 

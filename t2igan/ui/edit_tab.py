@@ -31,7 +31,7 @@ def invert(studio: Studio, picture: str | None, prompt: str, model: str | None, 
         name = studio.model_name(model)
         projector = studio.projector(name)
         pipe = projector.pipe
-        torch.set_num_threads(studio.fit_threads())
+        torch.set_num_threads(studio.generation_threads())
         fit = projector(picture, prompt=(prompt or "").strip() or None, steps=steps)
         original = to_pil(picture_tensor(picture, pipe.generator.config.resolution))[0]
         redrawn = pipe(latents=fit.latent).images[0]

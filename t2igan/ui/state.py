@@ -98,27 +98,17 @@ class Studio:
             return self._projector
 
     def generation_threads(self) -> int:
-        """CPU threads for one generation request: 1 unless set (--threads / $T2IGAN_THREADS).
+        """CPU threads for a request that draws or fits pictures: --threads if set, else one while a training job
+        runs, else $T2IGAN_THREADS or every core.
 
-        A GAN forward pass for a handful of images is too small to gain from a second thread, and when anything
-        else keeps the cores busy (a training job here or in another process) two OpenMP threads wait on each
-        other: measured 11 ms/image with 1 thread vs 700 ms/image with 2 while a training run used both cores.
-        """
-        return self._threads(idle=1)
-
-    def fit_threads(self) -> int:
-        """CPU threads for putting a picture into the model: every core unless set or a job trains.
-
-        A fit is 60 forward and backward passes, large enough to share: on 2 cores, 20 held-out emoji took a median
-        2.95 s with 2 threads and 3.58 s with 1 (`benchmarks/invert.py --per-set 4`). While a job trains, one thread,
-        for the reason in `generation_threads`."""
-        return self._threads(idle=cpu_cores())
-
-    def _threads(self, idle: int) -> int:
-        """--threads, else one while a training job runs, else $T2IGAN_THREADS, else `idle`."""
+        Idle, a second thread pays even for a few images: on 2 cores, 4 images took a median 34 ms with 2 threads
+        and 47 ms with 1 (16 images: 94 and 157 ms), and fitting 20 held-out emoji a median 2.95 s and 3.58 s
+        (`benchmarks/invert.py --per-set 4`). While something else keeps the cores busy, OpenMP threads wait on each
+        other: 11 ms/image with 1 thread vs 700 ms/image with 2 while a training run used both cores (start the app
+        with --threads 1 beside a training run in another process)."""
         if self.threads:
             return self.threads
-        return (threads_from_env() or idle) if active_job() is None else 1
+        return (threads_from_env() or cpu_cores()) if active_job() is None else 1
 
     # ------------------------------------------------------------------ the job and its owner
     def owns_job(self, who: str) -> bool:

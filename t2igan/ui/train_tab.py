@@ -106,8 +106,8 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         lr_g, lr_d = finite_number(lr_g, "G learning rate", 0.0, 1.0), finite_number(lr_d, "D learning rate", 0.0, 1.0)
         keep = finite_number(keep or 0, "keep", 0.0, 1000.0)
         data = Path(staged) if staged and source == UPLOAD and Path(staged).exists() else resolve_data(studio, source, files)
-        # the job keeps torch's default threads; generation requests use one thread each (ui/state.py). Measured
-        # in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
+        # the job keeps torch's default threads; generation requests use one thread while it runs (ui/state.py).
+        # Measured in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
         threads = None
         init = None if base in (None, "", SCRATCH) else studio.model_name(base)  # a name under weights/, never a path
         encoder = check_encoder(encoder, init)
