@@ -62,6 +62,54 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
     return result
 
 
+@torch.no_grad()
+def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: int = 16, rounds: int = 30) -> dict:
+    """Our generator as the pipeline draws (`render`, default precision) against DF-GAN's 64-px generator (peer.py),
+    at `batch`, every variant timed once per round, in turn (interleaved medians: the machine's drift hits all of
+    them alike). The peer runs fp32 and bf16 autocast, each in NCHW and channels-last; its best layout counts."""
+    from .peer import DFGANGenerator
+
+    pipe = load_pipeline(model, threads=threads)  # CPU layout and precision as users get them
+    latent = pipe.latent(["a red apple"], num_images_per_prompt=batch, seed=0)
+    peer = DFGANGenerator().eval()
+    z, s = torch.randn(batch, peer.z_dim), torch.randn(batch, peer.text_dim)
+
+    def ours(precision: str):
+        def run():
+            pipe.precision = precision
+            pipe.render(latent)
+        return run
+
+    def theirs(bf16: bool, layout: torch.memory_format):
+        def run():
+            peer.to(memory_format=layout)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                peer(z, s).float()
+        return run
+
+    variants = {"ours": ours("auto"), "ours_fp32": ours("fp32"), "ours_bf16": ours("bf16"),
+                "peer_fp32_nchw": theirs(False, torch.contiguous_format),
+                "peer_fp32_channels_last": theirs(False, torch.channels_last),
+                "peer_bf16_nchw": theirs(True, torch.contiguous_format),
+                "peer_bf16_channels_last": theirs(True, torch.channels_last)}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds + 2):  # the first two rounds warm up
+        for name, run in variants.items():
+            t0 = time.perf_counter()
+            run()
+            if r >= 2:
+                times[name].append(time.perf_counter() - t0)
+    ms = {name: 1000 * statistics.median(t) / batch for name, t in times.items()}
+    peer_fp32 = min(ms["peer_fp32_nchw"], ms["peer_fp32_channels_last"])
+    peer_bf16 = min(ms["peer_bf16_nchw"], ms["peer_bf16_channels_last"])
+    return {"bench": "vs_peer", "model": str(resolve_model(model)), "cpu": cpu_name(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "batch": batch, "rounds": rounds,
+            "ours_precision": resolve_precision("auto", "cpu"),
+            **{f"{name}_ms_per_image": round(v, 3) for name, v in ms.items()},
+            "ratio_ours_vs_peer_fp32": round(peer_fp32 / ms["ours"], 2),
+            "ratio_bf16_vs_peer_bf16": round(peer_bf16 / ms["ours_bf16"], 2)}
+
+
 def bench_train(steps: int = 20, batch_size: int = 32, precision: str = "auto", threads: int | None = None,
                 device: str | None = None, resolution: int = 64, channels_last: bool = True) -> dict:
     """Time the real training loop (default 64-px models) on a generated dataset; steady-state it/s from its stats."""

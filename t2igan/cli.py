@@ -16,7 +16,7 @@ import transformers
 
 from . import __version__
 from .average import average_models
-from .bench import bench_generate, bench_train
+from .bench import bench_generate, bench_train, bench_vs_peer
 from .checkpoint import CheckpointError
 from .data import DataConfig, load_captioned_images
 from .datasets.emoji import EmojiBuildError, build_emoji_dataset
@@ -184,7 +184,10 @@ def cmd_info(args) -> int:
 
 def cmd_bench(args) -> int:
 
-    if args.train:
+    if args.peer:
+        print(json.dumps(bench_vs_peer(args.model, threads=args.threads, batch=args.batch_size,
+                                       rounds=args.repeats)))
+    elif args.train:
         print(json.dumps(bench_train(steps=args.steps, batch_size=args.batch_size, precision=args.precision,
                                      threads=args.threads, device=args.device, channels_last=args.channels_last)))
     else:
@@ -644,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--train", action="store_true", help="time the training loop instead")
+    b.add_argument("--peer", action="store_true",
+                   help="instead: against DF-GAN's 64-px generator, interleaved, at --batch-size (use 16)")
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--no-channels-last", dest="channels_last", action="store_false",

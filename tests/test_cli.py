@@ -87,6 +87,23 @@ def test_bench_prints_json(tiny_pipe, weights_root, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["precision"] == "fp32"
 
 
+def test_peer_is_dfgans_64px_generator_and_the_peer_bench_prints_both_ratios(tiny_pipe, weights_root, capsys):
+    import torch
+
+    from t2igan.models import count_flops
+    from t2igan.peer import DFGANGenerator
+
+    peer = DFGANGenerator()
+    assert [b.conv0.out_channels for b in peer.blocks] == [256, 128, 64, 32]  # nf 32: 8, 8, 4, 2, 1 × nf
+    assert peer(torch.randn(2, 100), torch.randn(2, 256)).shape == (2, 3, 64, 64)
+    assert 0.88e9 < count_flops(peer, torch.randn(1, 100), torch.randn(1, 256)) < 0.91e9  # the paper's 0.90 GFLOP
+    tiny_pipe.save_pretrained(weights_root / "tiny")
+    assert main(["bench", "--peer", "--batch-size", "2", "--repeats", "1"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["bench"] == "vs_peer" and line["ratio_ours_vs_peer_fp32"] > 0 and line["ratio_bf16_vs_peer_bf16"] > 0
+    assert line["peer_fp32_channels_last_ms_per_image"] > 0 and line["cpu"]
+
+
 def test_generate_precision_fp32_draws_the_generators_fp32_images(tiny_pipe, weights_root, tmp_path):
     tiny_pipe.save_pretrained(weights_root / "tiny")
     pipe = T2IGANPipeline.from_pretrained(weights_root / "tiny")
