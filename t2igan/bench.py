@@ -66,13 +66,18 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
 def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: int = 16, rounds: int = 30) -> dict:
     """Our generator as the pipeline draws (`render`, default precision) against DF-GAN's 64-px generator (peer.py),
     at `batch`, every variant timed once per round, in turn (interleaved medians: the machine's drift hits all of
-    them alike). The peer runs fp32 and bf16 autocast, each in NCHW and channels-last; its best layout counts."""
+    them alike). The peer runs fp32 and bf16 autocast, each in NCHW and channels-last; its best layout counts.
+    Both run on the CPU."""
+    import copy
+
     from .peer import DFGANGenerator
 
-    pipe = load_pipeline(model, threads=threads)  # CPU layout and precision as users get them
+    pipe = load_pipeline(model, device="cpu", threads=threads)  # layout and precision as users get them
     latent = pipe.latent(["a red apple"], num_images_per_prompt=batch, seed=0)
-    peer = DFGANGenerator().eval()
-    z, s = torch.randn(batch, peer.z_dim), torch.randn(batch, peer.text_dim)
+    nchw = DFGANGenerator().eval()
+    peers = {torch.contiguous_format: nchw,
+             torch.channels_last: copy.deepcopy(nchw).to(memory_format=torch.channels_last)}
+    z, s = torch.randn(batch, nchw.z_dim), torch.randn(batch, nchw.text_dim)
 
     def ours(precision: str):
         def run():
@@ -81,10 +86,9 @@ def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: i
         return run
 
     def theirs(bf16: bool, layout: torch.memory_format):
-        def run():
-            peer.to(memory_format=layout)
+        def run():  # one copy per layout, converted once: a layout change is not part of a forward pass
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                peer(z, s).float()
+                peers[layout](z, s).float()
         return run
 
     variants = {"ours": ours("auto"), "ours_fp32": ours("fp32"), "ours_bf16": ours("bf16"),
