@@ -1,9 +1,12 @@
-"""Grow a trained model instead of starting over: wider (Net2WiderNet, Chen et al. 2016) or one resolution deeper.
+"""Grow a trained model instead of starting over: wider (Net2WiderNet, Chen et al. 2016) or one resolution deeper;
+or shrink it: narrower, to start a distilled student (training/losses.py: Distill) from its teacher.
 
 Wider: every channel of a level is kept, new channels copy a randomly chosen old one, and every layer that reads the
 level splits the old channel's incoming weight among its copies. The split fractions are random (they sum to one), so
 the grown model computes the same function but its copies receive different gradients and drift apart during training.
 Deeper (progressive training): a new finest level that starts as a plain up-sampling in G and closed in D.
+Narrower: each level keeps its most active channels on probe prompts (a pruned copy, as in content-aware GAN
+compression), so the student starts from the teacher's drawing rather than from noise and reads the same conditions.
 """
 from __future__ import annotations
 
@@ -167,3 +170,64 @@ def deepen_to(G: Generator, D: Discriminator | None, resolution: int):
         G = deepen_generator(G)
         D = deepen_discriminator(D) if D is not None else None
     return G, D
+
+
+# ============================================================================ narrower: a pruned copy (distillation)
+@torch.no_grad()
+def channel_activity(G: Generator, z: torch.Tensor, e: torch.Tensor) -> list[torch.Tensor]:
+    """Per level (the 4×4 stem, then each up-block's output), each channel's mean |activation| over a probe batch."""
+    c = G.conditions(e)
+    levels = [torch.cat([z, c[:, k]], dim=1) for k in range(G.levels)]
+    x = G.stem(levels[0]).view(z.shape[0], -1, 4, 4)
+    activity = [x.abs().mean((0, 2, 3))]
+    for block, c_k in zip(G.blocks, levels[1:]):
+        x = block(x, c_k)
+        activity.append(x.abs().mean((0, 2, 3)))
+    return activity
+
+
+def _prune_affine(dst: Affine, src: Affine, index: torch.Tensor) -> None:
+    """Per-channel scale/shift heads for the kept channels; a narrower hidden layer keeps the hidden units with the
+    largest outgoing weights to those channels."""
+    for head in ("scale", "shift"):
+        d_head, s_head = getattr(dst, head), getattr(src, head)
+        out = s_head[2].weight[index]  # [kept channels, hidden]
+        hidden = out.abs().sum(0).topk(d_head[0].out_features).indices.sort().values
+        d_head[0].weight.copy_(s_head[0].weight[hidden])
+        d_head[0].bias.copy_(s_head[0].bias[hidden])
+        d_head[2].weight.copy_(out[:, hidden])
+        d_head[2].bias.copy_(s_head[2].bias[index])
+
+
+@torch.no_grad()
+def narrow_generator(G: Generator, channels: list[int] | tuple[int, ...], z: torch.Tensor,
+                     e: torch.Tensor) -> Generator:
+    """A generator with `channels` widths (each ≤ G's) made of G's weights for each level's most active channels on
+    the probe batch (noise z, sentence embeddings e). It reads the same conditions as G (the text map is copied), so
+    a latent, a slider or an inversion encoder made for G fits it; it draws an approximation of G's images that a
+    distillation run (TrainConfig.teacher) then trains to match."""
+    old = list(G.config.channels)
+    channels = [int(c) for c in channels]
+    if len(channels) != len(old) or any(n > o or n < 1 for n, o in zip(channels, old)):
+        raise ValueError(f"narrow: the model has widths {old}; each new width must be from 1 to the old one, "
+                         f"got {channels}")
+    new = Generator(**_config(G, channels=channels)).to(next(G.parameters()).device)
+    activity = channel_activity(G, z, e)
+    keep = [a.topk(n).indices.sort().values for a, n in zip(activity, channels)]
+
+    new.text_map.load_state_dict(G.text_map.state_dict())
+    _copy_out(new.stem, G.stem, (keep[0][:, None] * 16 + torch.arange(16)).flatten())
+    for k, (nb, ob) in enumerate(zip(new.blocks, G.blocks)):
+        i, o = keep[k], keep[k + 1]
+        for path, index in (("fuse1.a1", i), ("fuse1.a2", i), ("fuse2.a1", o), ("fuse2.a2", o)):
+            _prune_affine(nb.get_submodule(path), ob.get_submodule(path), index)
+        nb.conv1.weight.copy_(ob.conv1.weight[o][:, i]), nb.conv1.bias.copy_(ob.conv1.bias[o])
+        nb.conv2.weight.copy_(ob.conv2.weight[o][:, o]), nb.conv2.bias.copy_(ob.conv2.bias[o])
+        if isinstance(nb.skip, nn.Conv2d):  # the teacher's skip, or (its identity) a 1×1 conv that selects the same
+            if isinstance(ob.skip, nn.Conv2d):
+                nb.skip.weight.copy_(ob.skip.weight[o][:, i]), nb.skip.bias.copy_(ob.skip.bias[o])
+            else:
+                nb.skip.weight.copy_((o[:, None] == i[None, :]).float()[:, :, None, None]), nb.skip.bias.zero_()
+    new.to_rgb.weight.copy_(G.to_rgb.weight[:, keep[-1]])
+    new.to_rgb.bias.copy_(G.to_rgb.bias)
+    return new.train(G.training)

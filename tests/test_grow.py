@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from t2igan.grow import deepen_discriminator, deepen_generator, deepen_to, widen_generator
+from t2igan.grow import deepen_discriminator, deepen_generator, deepen_to, narrow_generator, widen_generator
 from t2igan.models import Discriminator, Generator
 
 
@@ -48,6 +48,31 @@ def test_copies_drift_apart_under_training():
     for new_row in range(12, 24):
         original = next(r for r in range(12) if torch.equal(weight[r], weight[new_row]))
         assert not torch.allclose(grad[new_row], grad[original])
+
+
+@pytest.mark.parametrize("old,new", [([16, 12, 8, 4], [14, 10, 7, 3]),   # every skip a 1×1 conv
+                                     ([16, 16, 8, 8], [14, 12, 7, 6])])  # the identity skips become convs
+def test_narrowed_generator_keeps_the_teachers_text_map_and_approximates_its_images(old, new):
+    G = tiny(old)
+    z, e = inputs(32)
+    N = narrow_generator(G, new, z, e).eval()
+    assert N.config.channels == new
+    assert torch.equal(N.conditions(e), G.conditions(e))  # the same conditions: latents and sliders fit both
+    z, e = inputs(8)
+    with torch.no_grad():
+        target, pruned = G(z, e), N(z, e)
+        unrelated = tiny(new, seed=7)(z, e)
+    assert (pruned - target).abs().mean() < 0.75 * (unrelated - target).abs().mean()
+    assert torch.equal(narrow_generator(G, old, z, e)(z, e), G(z, e))  # the same widths: a copy
+
+
+def test_narrow_rejects_wider_and_wrong_length():
+    G = tiny([16, 12, 8, 4])
+    z, e = inputs()
+    with pytest.raises(ValueError, match="from 1 to the old one"):
+        narrow_generator(G, [16, 12, 8, 5], z, e)
+    with pytest.raises(ValueError, match="from 1 to the old one"):
+        narrow_generator(G, [16, 12, 8], z, e)
 
 
 def test_widen_rejects_narrower_wrong_length_and_skip_changes():

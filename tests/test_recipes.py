@@ -8,11 +8,14 @@ from t2igan.training.recipes import (RecipeError, configs_from_recipe, list_reci
 
 
 def test_shipped_recipes_load_into_train_configs():
-    assert set(list_recipes()) == {"emoji-64", "emoji-64-v2", "fine-tune", "from-scratch"}
+    assert set(list_recipes()) == {"emoji-64", "emoji-64-v2", "emoji-64-v2-fast", "fine-tune", "from-scratch"}
     (ft,) = configs_from_recipe("fine-tune", data="d", out="weights/x", init="emoji-64")
     assert (ft.steps, ft.batch_size, ft.lr_g, ft.lr_d, ft.keep, ft.mixing) == (300, 16, 1e-4, 2e-4, None, 0.0)
     (v2,) = configs_from_recipe("emoji-64-v2", data="d", out="o", init="emoji-64")
     assert v2.mixing == 0.25 and v2.balance_by == "base" and v2.feature_critic == "runs/features-emoji-v2"
+    match, polish = configs_from_recipe("emoji-64-v2-fast", data="d", out="o", init="emoji-64-v2")
+    assert match.teacher == polish.teacher == "emoji-64-v2" and match.init == "emoji-64-v2" and polish.init == match.out
+    assert (match.adversarial, polish.adversarial) == (0.0, 1.0) and polish.g_channels is None  # the student's own
     (emoji,) = configs_from_recipe("emoji-64", data="d", out="o", init="emoji-64")
     assert emoji.balance_by == "base" and emoji.mode_seeking == 0.1 and emoji.ema_rampup is False
 

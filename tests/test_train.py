@@ -450,8 +450,8 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
                         "--set", "g_channels=[24,16,8]"]) == 1
     assert "32-px needs 4 channel widths" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
-    # with --init, wider generator widths grow the model (grow.py); narrower ones are an error; the
-    # discriminator keeps the init's widths
+    # with --init, wider generator widths grow the model (grow.py), narrower ones prune it (a distillation's
+    # student), a mix is an error; the discriminator keeps the init's widths
     assert main(base + ["--out", str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run-ft"), "--init",
                         str(tmp_path / "m"), "--set", "g_channels=[32,24,12,12]", "--set", "d_channels=[12,12,16,16]",
                         "--set", "keep=5", "--set", 'keep_prompts=["an airplane in the sky", "a red circle"]']) == 0
@@ -467,8 +467,39 @@ def test_cli_train_sets_widths_and_rejects_wrong_ones(tmp_path, shapes, capsys):
     assert main(base + grow + ["--steps", "2", "--resume"]) == 0  # a grown run resumes from its checkpoint
     assert load_checkpoint(tmp_path / "run-ft" / CHECKPOINT)["step"] == 2
     assert main(base + ["--out", str(tmp_path / "ft2"), "--run-dir", str(tmp_path / "run-ft2"), "--init",
-                        str(tmp_path / "m"), "--set", "g_channels=[8,8,8,8]"]) == 1
-    assert "widths can only grow" in capsys.readouterr().err
+                        str(tmp_path / "m"), "--set", "g_channels=[32,8,8,8]"]) == 1
+    assert "each at least the init's (to widen it) or each at most" in capsys.readouterr().err
+
+
+def test_distillation_trains_a_narrower_student_towards_its_teacher(tmp_path, shapes, capsys):
+    """teacher + narrower g_channels: a pruned copy that learns the teacher's images, reading its conditions; with
+    adversarial 0 the critic is never trained (the student's folder keeps the teacher's discriminator)."""
+    from t2igan.cli import main
+
+    base = ["train", "--data", str(shapes), "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet"]
+    teacher = tmp_path / "teacher"
+    assert main(base + ["--steps", "2", "--out", str(teacher), "--run-dir", str(tmp_path / "run-t"),
+                        "--set", "g_channels=[24,16,8,8]"]) == 0
+    capsys.readouterr()
+    student = ["--out", str(tmp_path / "student"), "--run-dir", str(tmp_path / "run-s"), "--init", str(teacher),
+               "--set", f"teacher={teacher}", "--set", "g_channels=[16,12,6,4]", "--set", "adversarial=0",
+               "--set", "lr_g=0.002", "--set", "ema_decay=0", "--set", "log_every=1", "--set", "mode_seeking=0"]
+    assert main(base + ["--steps", "40"] + student) == 0
+    out = capsys.readouterr().out
+    assert "generator narrowed [24, 16, 8, 8] -> [16, 12, 6, 4]" in out and "distilling" in out
+    stats = [json.loads(line) for line in (tmp_path / "run-s" / "stats.jsonl").read_text().splitlines()]
+    first, last = stats[0], stats[-1]
+    assert last["step"] == 40 and last["d"] == 0  # no critic steps
+    assert last["distill"] < 0.7 * first["distill"], (first["distill"], last["distill"])
+    t, s = T2IGANPipeline.from_pretrained(teacher), T2IGANPipeline.from_pretrained(tmp_path / "student")
+    assert s.generator.config.channels == [16, 12, 6, 4]
+    e = torch.nn.functional.normalize(torch.randn(3, t.generator.config.text_dim), dim=1)
+    assert torch.equal(s.generator.conditions(e), t.generator.conditions(e))  # the teacher's latents fit the student
+    for a, b in zip(s.discriminator.parameters(), t.discriminator.parameters()):
+        assert torch.equal(a, b)
+    assert main(base + ["--steps", "1", "--out", str(tmp_path / "x"), "--run-dir", str(tmp_path / "run-x"),
+                        "--set", "adversarial=0"]) == 1
+    assert "adversarial 0 leaves nothing to learn from" in capsys.readouterr().err
 
 
 def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, capsys):

@@ -62,6 +62,13 @@ class TrainConfig:
                                                 # towards the init's (same noise), so a fine-tune on a few pictures
                                                 # does not redraw everything else; None: KEEP (30) with init unless the
                                                 # model is grown (resolution, g_channels), else 0
+    teacher: str | None = None                  # distillation: a model folder whose generator G learns to match (its
+                                                # images and its critic's features, for the same noise and conditions).
+                                                # G reads the teacher's conditions (its text map is copied and frozen),
+                                                # so the teacher's sliders, latents and inversion encoder fit G
+    distill: float = 1.0                        # with teacher: the weight of that match
+    adversarial: float = 1.0                    # G's adversarial weight; 0 skips the critics (a distillation's match
+                                                # stage: the teacher alone says what to draw)
     keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
                                                 # data's captions are left out
     log_every: int = 10
@@ -106,6 +113,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("keep needs init: it holds the init model's images for prompts outside the data")
     if cfg.keep_prompts is not None and not [p for p in cfg.keep_prompts if isinstance(p, str) and p.strip()]:
         raise ValueError("keep_prompts is empty: give prompts, or leave it unset for the default sheet prompts")
+    for name in ("distill", "adversarial"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+    if cfg.adversarial == 0 and not (cfg.teacher and cfg.distill > 0):
+        raise ValueError("adversarial 0 leaves nothing to learn from: set a teacher (distillation) with distill > 0")
     if not (isinstance(cfg.mixing, (int, float)) and 0 <= cfg.mixing <= 0.5):
         raise ValueError(f"mixing must be a share from 0 to 0.5 of the batch, got {cfg.mixing!r}")
     if cfg.upsample not in UPSAMPLE:

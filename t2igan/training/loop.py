@@ -20,7 +20,7 @@ import torch
 from ..augment import diff_augment, parse_policy
 from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
-from .losses import Adversarial, CriticLoss, Keep, MixLevels, ModeSeeking, blend_prompts
+from .losses import Adversarial, CriticLoss, Distill, Keep, MixLevels, ModeSeeking, blend_prompts
 from .state import prepare_run
 
 Progress = Callable[[dict], None]
@@ -39,6 +39,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
     policy, z_dim = parse_policy(cfg.augment), run.z_dim
     critic_loss = CriticLoss(cfg.gp_weight, cfg.gp_power, cfg.gp_every, run.autocast)
     adversarial, mode_seeking, keep, mix_levels = Adversarial(), ModeSeeking(), Keep(), MixLevels(cfg.mixing)
+    distill = Distill(run.teacher_critic)
+    zero = torch.zeros((), device=dev)
     levels = acc.unwrap_model(G).levels
     critics = [(1.0, run.D_plain)] + ([(cfg.feature_critic_weight, run.P_plain)] if P is not None else [])
 
@@ -67,16 +69,19 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             z = torch.randn(real.shape[0], z_dim, device=dev)
 
             # ---- D step: real pairs up, fake and mismatched pairs down, MA-GP on real pairs every gp_every steps
-            with torch.no_grad(), run.autocast():
-                fake = G(z, e)
-            real_in, fake_in = diff_augment(real, policy), diff_augment(fake.float(), policy)
-            d = critic_loss(D, real_in, fake_in, e, e_wrong, penalty=critic_loss.penalty_due(run.step),
-                            text_scale=run.D_plain.text_map.scale)
-            run.opt_d.zero_grad(set_to_none=True)
-            acc.backward(d["total"])
-            run.opt_d.step()
-            p = {"total": torch.zeros((), device=dev)}
-            if P is not None:  # the feature critic: the same game on the same augmented pairs, without the penalty
+            #      (none in a distillation's match stage, adversarial 0: the critics are not asked)
+            d = dict.fromkeys(("total", "real", "fake", "mismatch", "penalty"), zero)
+            p = {"total": zero}
+            if cfg.adversarial > 0:
+                with torch.no_grad(), run.autocast():
+                    fake = G(z, e)
+                real_in, fake_in = diff_augment(real, policy), diff_augment(fake.float(), policy)
+                d = critic_loss(D, real_in, fake_in, e, e_wrong, penalty=critic_loss.penalty_due(run.step),
+                                text_scale=run.D_plain.text_map.scale)
+                run.opt_d.zero_grad(set_to_none=True)
+                acc.backward(d["total"])
+                run.opt_d.step()
+            if P is not None and cfg.adversarial > 0:  # the feature critic: the same game on the same augmented pairs
                 p = critic_loss(P, real_in.detach(), fake_in, e, e_wrong)
                 run.opt_p.zero_grad(set_to_none=True)
                 acc.backward(p["total"])
@@ -86,7 +91,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             #      - mode seeking: on a quarter of the batch a second noise for the same caption (MSGAN), so that
             #        different noise gives different images instead of one image per prompt;
             #      - keep (fine-tunes): as many prompts from outside the data (blends of two), drawn as the init did;
-            #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels)
+            #      - mixing: on the batch's last rows the fine levels read another caption (MixLevels);
+            #      - distillation: every image as the teacher draws it for the same noise and per-level captions
             for _, critic in critics:
                 critic.requires_grad_(False)
             q = real.shape[0] // 4 if cfg.mode_seeking > 0 else 0
@@ -96,18 +102,26 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             e_levels, e_judged = mix_levels(e, levels)
             per_level = lambda x: x[:, None, :].expand(-1, levels, -1)  # noqa: E731 (a plain prompt at every level)
             n = real.shape[0]
+            z_all, e_all = torch.cat([z, z2, z_keep]), torch.cat([e_levels, per_level(e[:q]), per_level(e_keep)])
             with run.autocast():
-                out = G(torch.cat([z, z2, z_keep]), torch.cat([e_levels, per_level(e[:q]), per_level(e_keep)]))
+                out = G(z_all, e_all)
                 fake, fake2, kept = out[:n], out[n : n + q], out[n + q :]
-                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e_judged)}
-            g["mode_seeking"] = mode_seeking(fake[:q], fake2, z[:q], z2) if q else torch.zeros((), device=dev)
+                g = {"adversarial": adversarial(critics, diff_augment(fake.float(), policy), e_judged)
+                     if cfg.adversarial > 0 else zero}
+                g["distill"] = zero
+                if run.teacher is not None:
+                    with torch.no_grad():
+                        target = run.teacher(z_all, e_all)
+                    g["distill"] = distill(out, target)
+            g["mode_seeking"] = mode_seeking(fake[:q], fake2, z[:q], z2) if q else zero
             if k:
                 with torch.no_grad(), run.autocast():
                     base = run.G_init(z_keep, e_keep)
                 g["keep"] = keep(kept, base)
             else:
-                g["keep"] = torch.zeros((), device=dev)
-            g["total"] = g["adversarial"] + cfg.mode_seeking * g["mode_seeking"] + run.keep * g["keep"]
+                g["keep"] = zero
+            g["total"] = (cfg.adversarial * g["adversarial"] + cfg.mode_seeking * g["mode_seeking"]
+                          + run.keep * g["keep"] + cfg.distill * g["distill"])
             run.opt_g.zero_grad(set_to_none=True)
             acc.backward(g["total"])
             run.opt_g.step()
@@ -123,7 +137,7 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             run.step += 1
             losses = {"d": d["total"], "d_real": d["real"], "d_fake": d["fake"], "d_mismatch": d["mismatch"],
                       "penalty": d["penalty"], "g": g["total"], "mode_seeking": g["mode_seeking"],
-                      "d_feature": p["total"], "keep": g["keep"]}
+                      "d_feature": p["total"], "keep": g["keep"], "distill": g["distill"]}
             for callback in callbacks:
                 callback.on_step(run, losses)
         else:

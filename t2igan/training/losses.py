@@ -2,8 +2,8 @@
 
 Critic (the discriminator, and the feature critic alike): DF-GAN's hinge on three kinds of pair, with the
 matching-aware gradient penalty on real pairs. Generator: the adversarial term against every critic, plus the extra
-terms a recipe turns on (mode seeking, keep) and the
-mixing regularisation of per-level conditions.
+terms a recipe turns on (mode seeking, keep, distillation from a teacher) and the mixing regularisation of per-level
+conditions.
 """
 from __future__ import annotations
 
@@ -76,6 +76,25 @@ class Keep:
 
     def __call__(self, images: torch.Tensor, base_images: torch.Tensor) -> torch.Tensor:
         return (images.float() - base_images.float()).abs().mean()
+
+
+class Distill:
+    """Knowledge distillation: G's images should be the teacher's for the same noise and conditions. L1 on the pixels
+    plus, through a frozen critic (the teacher's discriminator), L1 between the feature maps of both, each relative to
+    the teacher's mean |feature| there, so that outlines and parts count beside colours."""
+
+    def __init__(self, critic=None):
+        self.critic = critic
+
+    def __call__(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = (images.float() - target.float()).abs().mean()
+        if self.critic is not None:
+            with torch.no_grad():
+                wanted = [f.float() for f in self.critic.feature_maps(target)]
+            drawn = self.critic.feature_maps(images)
+            loss = loss + sum((a.float() - b).abs().mean() / b.abs().mean().clamp_min(1e-6)
+                              for a, b in zip(drawn, wanted)) / len(wanted)
+        return loss
 
 
 class MixLevels:

@@ -18,7 +18,7 @@ from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import DataConfig, load_captioned_images
 from ..device import allocator_hint, resolve_precision, set_threads
 from ..features import FeatureNet, ProjectedCritic
-from ..grow import deepen_to, widen_generator
+from ..grow import deepen_to, narrow_generator, widen_generator
 from ..models import Discriminator, Generator
 from ..paths import cache_dir
 from ..pipeline import T2IGANPipeline
@@ -58,6 +58,8 @@ class Run:
     G_init: Generator | None = None
     keep: float = 0.0
     keep_table: torch.Tensor | None = None
+    teacher: Generator | None = None
+    teacher_critic: Discriminator | None = None
     styles: list[str] = field(default_factory=list)
     step: int = 0
     start_step: int = 0
@@ -132,9 +134,10 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
         raise ValueError(f"{folder} already holds a training run ({CHECKPOINT}): continue it with --resume "
                          f"(resume=True), or train into another run folder (--run-dir)")
     G, D, encoder, encoder_id, default_truncation, grown, styles = _models(cfg, log)
+    teacher, teacher_critic = _teacher(cfg, G, encoder_id, log) if cfg.teacher else (None, None)
     G.train(), D.train()
     if cfg.channels_last:
-        _to_channels_last(acc.device, G, D)
+        _to_channels_last(acc.device, *[m for m in (G, D, teacher, teacher_critic) if m is not None])
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     keep = keep_weight(cfg, grown)
     G_init = copy.deepcopy(G).eval().requires_grad_(False) if keep > 0 else None  # what the init draws, before resume
@@ -202,7 +205,9 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                sampler=sampler, caption_rows=caption_rows, text_table=text_table.to(dev),
                sample_prompts=cfg.sample_prompts or spread + others[:2], batch_size=batch_size, precision=precision,
                P=P, opt_p=opt_p, G_init=G_init.to(dev) if G_init is not None else None, keep=keep,
-               keep_table=keep_table.to(dev) if keep_table is not None else None, styles=styles, step=step,
+               keep_table=keep_table.to(dev) if keep_table is not None else None,
+               teacher=teacher.to(dev) if teacher is not None else None,
+               teacher_critic=teacher_critic.to(dev) if teacher_critic is not None else None, styles=styles, step=step,
                start_step=step)
 
 
@@ -223,6 +228,9 @@ def _models(cfg: TrainConfig, log):
     if cfg.resolution and cfg.resolution != G.config.resolution:  # progressive training: add finer levels
         low, (G, D) = G.config.resolution, deepen_to(G, D, cfg.resolution)
         log(f"model grown from {low} px to {cfg.resolution} px (the new levels start by up-sampling its images)")
+    if D is None and cfg.teacher:  # a distilled student saved without one: the teacher's critic judges its drawings
+        D = T2IGANPipeline.from_pretrained(resolve_model(cfg.teacher)).discriminator
+        log(f"{cfg.init} has no discriminator: starting from {cfg.teacher}'s")
     if D is None:
         log(f"{cfg.init} has no discriminator: fine-tuning starts with a fresh one")
         D = Discriminator(resolution=G.config.resolution, text_dim=G.config.text_dim, cond_dim=G.config.cond_dim)
@@ -231,12 +239,49 @@ def _models(cfg: TrainConfig, log):
         log(f"encoder {cfg.encoder} ignored: fine-tuning keeps the text encoder of {cfg.init} "
             f"({encoder_id or 'stored in its folder'})")
     if cfg.g_channels and list(cfg.g_channels) != list(G.config.channels):
-        narrow, G = list(G.config.channels), widen_generator(G, cfg.g_channels, seed=cfg.seed)
-        log(f"generator widened {narrow} -> {list(G.config.channels)} (same images at step 0)")
+        before, wanted = list(G.config.channels), list(cfg.g_channels)
+        pairs = list(zip(wanted, before)) if len(wanted) == len(before) else []
+        if not pairs or not (all(n <= o for n, o in pairs) or all(n >= o for n, o in pairs)):
+            raise ValueError(f"g_channels {wanted}: {cfg.init} has generator widths {before}; give as many widths, "
+                             "each at least the init's (to widen it) or each at most (a narrower student to distill)")
+        if all(n <= o for n, o in pairs):
+            G = narrow_generator(G, cfg.g_channels, *_probe(init.text, G.config.z_dim, cfg.seed))
+            log(f"generator narrowed {before} -> {list(G.config.channels)} (each level keeps its most active "
+                "channels on the sheet's prompts)")
+        else:
+            G = widen_generator(G, cfg.g_channels, seed=cfg.seed)
+            log(f"generator widened {before} -> {list(G.config.channels)} (same images at step 0)")
     _report_ignored_architecture(cfg, G, D, log)
     grown = (G.config.resolution, list(G.config.channels)) != shape
     return (G, D, init.text, encoder_id, init.config.get("default_truncation", 1.0), grown,
             list(init.config.get("styles") or []))
+
+
+def _probe(encoder: TextEncoder, z_dim: int, seed: int, per_prompt: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noise, sentence embeddings): the sheet's prompts with a few seeds each, to rank a generator's channels."""
+    e = encoder.encode(SHEET_PROMPTS).float().repeat(per_prompt, 1)
+    return torch.randn(len(e), z_dim, generator=torch.Generator().manual_seed(seed)), e
+
+
+def _teacher(cfg: TrainConfig, G: Generator, encoder_id: str | None, log):
+    """A distillation run's frozen teacher generator and its critic (for feature matching; None if it has none).
+    G is made to read the teacher's conditions: its text map becomes the teacher's, frozen."""
+    t = T2IGANPipeline.from_pretrained(resolve_model(cfg.teacher))
+    T, critic = t.generator, t.discriminator
+    for key in ("resolution", "z_dim", "text_dim", "cond_dim"):
+        if T.config[key] != G.config[key]:
+            raise ValueError(f"teacher {cfg.teacher}: its generator has {key} {T.config[key]}, this run's "
+                             f"{G.config[key]}; a student reads the same inputs as its teacher")
+    teacher_encoder = t.config.text_encoder_id
+    if encoder_id and teacher_encoder and teacher_encoder != encoder_id:
+        raise ValueError(f"teacher {cfg.teacher} reads text encoder {teacher_encoder}, this run {encoder_id}")
+    G.text_map.load_state_dict(T.text_map.state_dict())
+    G.text_map.requires_grad_(False)
+    log(f"distilling {cfg.teacher} (generator {list(T.config.channels)}) into {list(G.config.channels)}, weight "
+        f"{cfg.distill:g}; adversarial {cfg.adversarial:g}"
+        + ("" if critic is not None else f"; {cfg.teacher} has no discriminator: matching pixels only"))
+    frozen = lambda m: m.eval().requires_grad_(False) if m is not None else None  # noqa: E731
+    return frozen(T), frozen(critic)
 
 
 STYLE_CAPTION = re.compile(r".+, ([a-z][a-z ]{0,30}) style")
