@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from t2igan.evaluate import evaluate_model, pipeline_generate_fn
 from t2igan.images import enlarge
 from t2igan.training.recipes import configs_from_recipe, train_stages
-from t2igan.weights import load_pipeline
+from t2igan.weights import DEFAULT_MODEL, load_pipeline
 
 CONCEPTS = ("doughnut", "pretzel", "wine glass", "mouse face")
 OTHERS = ("a cat face", "a police car", "a sunflower", "smiling face with hearts")  # none of them in the sheet's prompts
@@ -92,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", type=float, nargs="+", default=[0.0, 10.0, 30.0])
     ap.add_argument("--data", default="data/emoji")
-    ap.add_argument("--base", default="emoji-64")
+    ap.add_argument("--base", default=DEFAULT_MODEL)
     ap.add_argument("--out", default="runs/fine-tune-keep")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Image to image on held-out emoji: how well pictures go into the model, and how well they take edits.
 
-    python benchmarks/invert.py [--model emoji-64] [--data data/emoji-v2] [--per-set 6] [--steps 60] [--threads 2]
+    python benchmarks/invert.py [--model emoji-64-v2] [--data data/emoji-v2] [--per-set 6] [--steps 60] [--threads 2]
 
 Takes `--per-set` pictures of each emoji set (vendor) from the held-out split (emoji the model never trained on),
 projects each (`Projector`, the model's inversion encoder if it has one, no prompt by default), then edits it toward
@@ -42,12 +42,12 @@ from t2igan.device import cpu_name  # noqa: E402
 from t2igan.evaluate import load_evaluator  # noqa: E402
 from t2igan.images import picture_tensor  # noqa: E402
 from t2igan.invert import Projector, load_encoder  # noqa: E402
-from t2igan.weights import load_pipeline, resolve_model  # noqa: E402
+from t2igan.weights import DEFAULT_MODEL, load_pipeline, resolve_model  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="emoji-64")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--data", default="data/emoji-v2")
     ap.add_argument("--per-set", type=int, default=6)
     ap.add_argument("--steps", type=int, default=60)

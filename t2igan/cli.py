@@ -505,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     av = sub.add_parser("average", help="interpolate the generators of a model and a continuation of it (WiSE-FT)")
-    av.add_argument("base", help="model name or folder, e.g. emoji-64")
+    av.add_argument("base", help="model name or folder, e.g. emoji-64-v2")
     av.add_argument("tuned", help="a model trained from BASE (--init or --resume), name or folder")
     av.add_argument("--weight", type=float, default=0.5, help="share of TUNED, 0..1 (default 0.5)")
     av.add_argument("-o", "--output", required=True, help="model folder to write (replaced atomically)")

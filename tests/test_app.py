@@ -11,6 +11,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from helpers import gen, make_shapes_folder, wait_for_job, wake
+from t2igan.weights import DEFAULT_MODEL
 
 
 def test_binds_localhost_only(app_env):
@@ -219,7 +220,7 @@ def test_truncation_sliders_start_at_the_models_default(tmp_path, monkeypatch, t
 
 def test_the_readmes_api_examples_run_as_written(app_env, tmp_path):
     """The README's HTTP API block, run against the launched app (the tiny model and a small zip stand in for
-    emoji-64 and my_pictures.zip; the fine-tune is shortened)."""
+    the shipped model and my_pictures.zip; the fine-tune is shortened)."""
     import re
     from pathlib import Path
 
@@ -231,7 +232,7 @@ def test_the_readmes_api_examples_run_as_written(app_env, tmp_path):
         for p in data.iterdir():
             zf.write(p, p.name)
     code = (block.replace("http://127.0.0.1:7860/", f"http://127.0.0.1:{app_env['port']}/")
-            .replace('"emoji-64"', '"tiny"').replace('"my_pictures.zip"', repr(str(z)))
+            .replace(f'"{DEFAULT_MODEL}"', '"tiny"').replace('"my_pictures.zip"', repr(str(z)))
             .replace('name="my-model"', 'name="readme-model"').replace("steps=300", "steps=4"))
     scope = {}
     exec(compile(code, "README.md (HTTP API)", "exec"), scope)

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, make_shapes_folder
+from t2igan.weights import DEFAULT_MODEL
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")]
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "weights" / "emoji-64"
+SHIPPED = REPO / "weights" / DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     weights = root / "weights"
     if (SHIPPED / "model_index.json").is_file():
-        shutil.copytree(SHIPPED, weights / "emoji-64")
+        shutil.copytree(SHIPPED, weights / SHIPPED.name)
     else:
         T2IGANPipeline(generator=Generator(**TINY_G), discriminator=Discriminator(**TINY_D)).save_pretrained(weights / "tiny")
     old = {k: os.environ.get(k) for k in ("T2IGAN_WEIGHTS", "T2IGAN_OUTPUTS")}
@@ -205,13 +206,14 @@ def test_style_list_redraws_in_that_style(page, served):
     page.get_by_role("tab", name="Generate").click()
     page.click("#style input")
     options = page.locator("ul[role=listbox] li").all_inner_texts()
-    expected = ["any", "google", "twitter"] if (served["weights"] / "emoji-64").is_dir() else ["any"]
+    shipped = served["weights"] / SHIPPED.name
+    expected = ["any", *json.loads((shipped / "model_index.json").read_text())["styles"]] if shipped.is_dir() else ["any"]
     assert [o.replace("✓", "").strip() for o in options] == expected, options  # ✓ marks the current one
     if len(expected) == 1:
         page.keyboard.press("Escape")
         return
     before = gallery_srcs(page)
-    page.locator("ul[role=listbox] li", has_text="google").click()
+    page.locator("ul[role=listbox] li", has_text=expected[1]).click()
     wait_change(page, before)
     assert "images in" in page.inner_text("#gen-status")
 
@@ -252,7 +254,7 @@ def test_layout_and_details_prompts(page, served):
 def test_direction_sliders_move_the_images(page, served):
     """Each direction slider the model has is shown with its name; releasing one redraws, Reset brings it back."""
     page.get_by_role("tab", name="Generate").click()
-    if not (served["weights"] / "emoji-64" / "directions.safetensors").is_file():
+    if not (served["weights"] / SHIPPED.name / "directions.safetensors").is_file():
         pytest.skip("the model in this test has no direction sliders")
     open_accordion(page, "Direction sliders", "#direction-1 input[type=range]")
     shown = [k for k in range(1, 9) if page.locator(f"#direction-{k}").is_visible()]
@@ -341,7 +343,7 @@ def test_text_encoder_is_chosen_for_new_models_only(page, served):
     page.click("#encoder input")
     page.wait_for_selector("ul[role=listbox] li:has-text('minilm')", timeout=30_000)
     page.keyboard.press("Escape")
-    first = "emoji-64" if (served["weights"] / "emoji-64").is_dir() else "tiny"
+    first = SHIPPED.name if (served["weights"] / SHIPPED.name).is_dir() else "tiny"
     page.click("#train-base input")
     page.locator("ul[role=listbox] li", has_text=first).first.click()
     page.wait_for_function("() => document.querySelector('#encoder input').disabled", timeout=30_000)

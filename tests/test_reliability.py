@@ -24,6 +24,7 @@ from gradio_client.exceptions import AppError
 
 import corpus
 from helpers import free_port, gen, make_shapes_folder
+from t2igan.weights import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -222,7 +223,7 @@ def test_kill9_during_training_then_resume(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------- load
-SHIPPED = REPO / "weights" / "emoji-64"
+SHIPPED = REPO / "weights" / DEFAULT_MODEL
 
 
 @contextmanager
