@@ -277,16 +277,19 @@ def test_channels_last_is_the_same_training_in_another_memory_layout(tmp_path, s
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), (a["step"], k)
 
 
-def test_resume_applies_this_runs_learning_rates(tmp_path, shapes):
-    """Resuming with new --lr-g/--lr-d (e.g. to decay them) must not be overridden by the checkpoint's Adam state."""
+def test_resume_applies_this_runs_learning_rates_and_betas(tmp_path, shapes):
+    """Resuming with new learning rates (e.g. to decay them) or Adam betas must not be overridden by the checkpoint's
+    Adam state."""
     train(cfg(tmp_path, shapes, steps=2))
     events, emit = collect()
-    train(cfg(tmp_path, shapes, steps=3, resume=True, lr_g=1e-4, lr_d=5e-5), progress=emit)
+    train(cfg(tmp_path, shapes, steps=3, resume=True, lr_g=1e-4, lr_d=5e-5, beta1=0.5), progress=emit)
     state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
     assert state["step"] == 3
     assert {g["lr"] for g in state["opt_g"]["param_groups"]} == {1e-4}
     assert {g["lr"] for g in state["opt_d"]["param_groups"]} == {5e-5}
+    assert {tuple(g["betas"]) for g in state["opt_g"]["param_groups"]} == {(0.5, 0.9)}
     assert any("learning rate 0.0002 -> 0.0001" in e.get("message", "") for e in events)
+    assert any("Adam betas (0.0, 0.9) -> (0.5, 0.9)" in e.get("message", "") for e in events)
 
 
 def test_a_run_folder_is_never_overwritten_and_a_mismatched_resume_is_one_line(tmp_path, shapes):

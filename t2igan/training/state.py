@@ -320,12 +320,16 @@ def _resume(cfg, folder, data, G, D, G_ema, opt_g, opt_d, P, opt_p, acc, log) ->
         log(f"the checkpoint has no feature critic: starting {cfg.feature_critic} heads fresh at step {step}")
     set_rng_state(state["rng"][min(acc.process_index, len(state["rng"]) - 1)])
     log(f"resumed from {folder / CHECKPOINT} at step {step}")
-    # the optimiser states carry the old run's learning rates: this run's config decides (lr decay on resume)
+    # the optimiser states carry the old run's learning rates and betas: this run's config decides (lr decay on
+    # resume, or a changed recipe)
+    betas = (cfg.beta1, cfg.beta2)
     for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d), (opt_p, cfg.lr_d)):
         if opt is not None and opt.param_groups[0]["lr"] != lr:
             log(f"learning rate {opt.param_groups[0]['lr']:g} -> {lr:g} (this run's config)")
-            for group in opt.param_groups:
-                group["lr"] = lr
+        if opt is not None and tuple(opt.param_groups[0]["betas"]) != betas:
+            log(f"Adam betas {tuple(opt.param_groups[0]['betas'])} -> {betas} (this run's config)")
+        for group in opt.param_groups if opt is not None else []:
+            group["lr"], group["betas"] = lr, betas
     return step
 
 
