@@ -223,11 +223,10 @@ def narrow_generator(G: Generator, channels: list[int] | tuple[int, ...], z: tor
             _prune_affine(nb.get_submodule(path), ob.get_submodule(path), index)
         nb.conv1.weight.copy_(ob.conv1.weight[o][:, i]), nb.conv1.bias.copy_(ob.conv1.bias[o])
         nb.conv2.weight.copy_(ob.conv2.weight[o][:, o]), nb.conv2.bias.copy_(ob.conv2.bias[o])
-        if isinstance(nb.skip, nn.Conv2d):  # the teacher's skip, or (its identity) a 1×1 conv that selects the same
-            if isinstance(ob.skip, nn.Conv2d):
-                nb.skip.weight.copy_(ob.skip.weight[o][:, i]), nb.skip.bias.copy_(ob.skip.bias[o])
-            else:
-                nb.skip.weight.copy_((o[:, None] == i[None, :]).float()[:, :, None, None]), nb.skip.bias.zero_()
+        if isinstance(nb.skip, nn.Conv2d) and isinstance(ob.skip, nn.Conv2d):
+            nb.skip.weight.copy_(ob.skip.weight[o][:, i]), nb.skip.bias.copy_(ob.skip.bias[o])
+        elif isinstance(nb.skip, nn.Conv2d):  # the teacher's identity skip: a 1×1 conv that selects the same channels
+            nb.skip.weight.copy_((o[:, None] == i[None, :]).float()[:, :, None, None]), nb.skip.bias.zero_()
     new.to_rgb.weight.copy_(G.to_rgb.weight[:, keep[-1]])
     new.to_rgb.bias.copy_(G.to_rgb.bias)
     return new.train(G.training)

@@ -133,8 +133,9 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
     if not cfg.resume and (folder / CHECKPOINT).is_file():  # never overwrite a run by accident
         raise ValueError(f"{folder} already holds a training run ({CHECKPOINT}): continue it with --resume "
                          f"(resume=True), or train into another run folder (--run-dir)")
-    G, D, encoder, encoder_id, default_truncation, grown, styles = _models(cfg, log)
-    teacher, teacher_critic = _teacher(cfg, G, encoder_id, log) if cfg.teacher else (None, None)
+    teacher_pipe = T2IGANPipeline.from_pretrained(resolve_model(cfg.teacher)) if cfg.teacher else None  # loaded once
+    G, D, encoder, encoder_id, default_truncation, grown, styles = _models(cfg, log, teacher_pipe)
+    teacher, teacher_critic = _teacher(cfg, teacher_pipe, G, encoder_id, log) if cfg.teacher else (None, None)
     G.train(), D.train()
     if cfg.channels_last:
         _to_channels_last(acc.device, *[m for m in (G, D, teacher, teacher_critic) if m is not None])
@@ -211,7 +212,7 @@ def prepare_run(cfg: TrainConfig, emit: Callable[[dict], None], accelerator=None
                start_step=step)
 
 
-def _models(cfg: TrainConfig, log):
+def _models(cfg: TrainConfig, log, teacher_pipe=None):
     """(G, D, text encoder, its id, default truncation, grown): a fine-tune's from its init (grown in resolution or
     generator width if asked), a new model's built from the config."""
     if not cfg.init:
@@ -228,8 +229,10 @@ def _models(cfg: TrainConfig, log):
     if cfg.resolution and cfg.resolution != G.config.resolution:  # progressive training: add finer levels
         low, (G, D) = G.config.resolution, deepen_to(G, D, cfg.resolution)
         log(f"model grown from {low} px to {cfg.resolution} px (the new levels start by up-sampling its images)")
-    if D is None and cfg.teacher:  # a distilled student saved without one: the teacher's critic judges its drawings
-        D = T2IGANPipeline.from_pretrained(resolve_model(cfg.teacher)).discriminator
+    if D is None and teacher_pipe is not None and teacher_pipe.discriminator is not None:
+        # a distilled student saved without one: a copy of the teacher's critic judges its drawings (the teacher's
+        # own stays frozen for the feature match)
+        D = copy.deepcopy(teacher_pipe.discriminator)
         log(f"{cfg.init} has no discriminator: starting from {cfg.teacher}'s")
     if D is None:
         log(f"{cfg.init} has no discriminator: fine-tuning starts with a fresh one")
@@ -263,10 +266,10 @@ def _probe(encoder: TextEncoder, z_dim: int, seed: int, per_prompt: int = 8) -> 
     return torch.randn(len(e), z_dim, generator=torch.Generator().manual_seed(seed)), e
 
 
-def _teacher(cfg: TrainConfig, G: Generator, encoder_id: str | None, log):
-    """A distillation run's frozen teacher generator and its critic (for feature matching; None if it has none).
-    G is made to read the teacher's conditions: its text map becomes the teacher's, frozen."""
-    t = T2IGANPipeline.from_pretrained(resolve_model(cfg.teacher))
+def _teacher(cfg: TrainConfig, t: T2IGANPipeline, G: Generator, encoder_id: str | None, log):
+    """A distillation run's frozen teacher generator and its critic (for feature matching; None if it has none),
+    from the teacher's pipeline `t`. G is made to read the teacher's conditions: its text map becomes the teacher's,
+    frozen."""
     T, critic = t.generator, t.discriminator
     for key in ("resolution", "z_dim", "text_dim", "cond_dim"):
         if T.config[key] != G.config[key]:
