@@ -77,7 +77,22 @@ class Affine(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # one pass over the feature map instead of two (x · scale, then + shift): ~10 % of a CPU forward pass
-        return torch.addcmul(self.shift(c)[:, :, None, None], x, self.scale(c)[:, :, None, None])
+        scale, shift = self.scale(c), self.shift(c)
+        if x.is_contiguous(memory_format=torch.channels_last) and (x.dtype == torch.bfloat16 or x.shape[1] < 32):
+            return _affine_rows(x, scale, shift)
+        return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+
+
+def _affine_rows(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x · scale + shift for a channels-last x, broadcast over rows of W·C values instead of over pixels of C.
+    CPU kernels vectorise the innermost dimension: with a [B, C, 1, 1] factor that is C alone, which at 20-80
+    channels in bf16 falls to a scalar loop (a 2-core AVX-512 CPU: 1.09 ms against 0.13 for [16, 20, 64, 64])."""
+    b, ch, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b, h, w * ch)  # a view: channels-last memory is NHWC
+
+    def tile(v):  # [B, C] → [B, 1, W·C], the factor repeated once per pixel of a row
+        return v[:, None, None, :].expand(b, 1, w, ch).reshape(b, 1, w * ch)
+    return torch.addcmul(tile(shift), rows, tile(scale)).view(b, h, w, ch).permute(0, 3, 1, 2)
 
 
 class Fuse(nn.Module):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from t2igan.models import DEFAULT_G_CHANNELS, Discriminator, Generator, count_flops
+from t2igan.models import DEFAULT_G_CHANNELS, Affine, Discriminator, Generator, count_flops
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -61,3 +61,23 @@ def test_save_load_model_folder(tmp_path):
     h = Generator.from_pretrained(tmp_path / "g")
     for a, b in zip(g.state_dict().values(), h.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_affine_is_the_same_in_every_layout(dtype):
+    """Channels-last inputs take the row-broadcast path (fast in bf16); values and gradients match plain NCHW."""
+    torch.manual_seed(0)
+    affine = Affine(8, 20)
+    for head in (affine.scale[2], affine.shift[2]):
+        torch.nn.init.normal_(head.weight)  # not the identity it starts as
+    c = torch.randn(3, 8)
+    x = torch.randn(3, 20, 6, 5).to(dtype)
+    x_cl = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+    x = x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        plain, rows = affine(x, c), affine(x_cl, c)
+    assert rows.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(rows, plain)
+    (plain.float() ** 2).sum().backward()
+    (rows.float() ** 2).sum().backward()
+    torch.testing.assert_close(x_cl.grad, x.grad)
