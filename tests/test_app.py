@@ -342,3 +342,21 @@ def test_invert_and_edit_through_the_api(app_env, tmp_path):
     pair, latent, status = client.predict(picture=handle_file(str(tmp_path / "fake.png")), prompt="", model="tiny",
                                           steps=3, api_name="/invert")
     assert pair == [] and latent is None and "not a picture this can read" in status
+
+
+def test_requests_take_turns_on_one_compute_thread():
+    """Torch work from many request threads runs on the studio's one thread (one warm OpenMP team); a handler
+    that calls another on it does not wait for itself."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from t2igan.ui.state import Studio
+
+    studio = Studio(device="cpu")
+    where = lambda: threading.current_thread().name  # noqa: E731
+    with ThreadPoolExecutor(8) as pool:
+        names = set(pool.map(lambda _: studio.compute(where), range(32)))
+    assert len(names) == 1 and names.pop().startswith("t2igan-compute")
+    with ThreadPoolExecutor(1) as pool:
+        nested = pool.submit(studio.compute, studio.compute, where)
+        assert nested.result(timeout=10).startswith("t2igan-compute")

@@ -11,7 +11,7 @@ from ..models import UPSAMPLE
 
 CHECKPOINT = "checkpoint.safetensors"
 # fine-tuning's default keep weight: on 8 pictures of 4 new emoji, 300 steps, 30 learned them as closely as 10 with
-# less forgetting, and 100 learned them less (benchmarks/fine_tune_keep.py)
+# less forgetting, and 100 learned them less (benchmarks/fine_tune_keep.py, since renamed benchmarks/fine_tune.py)
 KEEP = 30.0
 KEEP_TOO_CLOSE = 0.85  # cosine of MiniLM sentence vectors: "a blue heart" vs "a red heart" is 0.78
 

@@ -107,11 +107,11 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
     status = gr.Markdown(elem_id="edit-status")
 
     def run_invert(picture: str | None, prompt: str, model: str | None, steps: float):
-        return invert(studio, picture, prompt, model, steps)
+        return studio.compute(invert, studio, picture, prompt, model, steps)
 
     def run_edit(latent: str | None, prompt: str, model: str | None, strength: float, split: float,
                  source_prompt: str, seed: float, n: float, variation: float):
-        return edit(studio, latent, prompt, model, strength, split, source_prompt, seed, n, variation)
+        return studio.compute(edit, studio, latent, prompt, model, strength, split, source_prompt, seed, n, variation)
 
     edit_inputs = [latent, target, model, strength, split, source, seed, n, variation]
     go.click(run_invert, [picture, shows, model, steps], [pair, latent, fit_status], api_name="invert",

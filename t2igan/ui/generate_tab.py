@@ -177,16 +177,18 @@ def build(studio: Studio) -> dict:
             direction_5: float = 0, direction_6: float = 0, direction_7: float = 0, direction_8: float = 0):
         amounts = [direction_1, direction_2, direction_3, direction_4, direction_5, direction_6, direction_7,
                    direction_8]
-        return generate(studio, prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style,
-                        fine_prompt, split, amounts)
+        return studio.compute(generate, studio, prompt, model, seed, n, truncation, variation, mix_prompt,
+                              mix_weight, style, fine_prompt, split, amounts)
 
     go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
-    prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    fine_prompt.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+    # The live controls answer outside Gradio's queue: one HTTP round trip instead of a join and an event stream.
+    # Their drawing still takes turns with every other request on the studio's compute thread.
+    live = dict(api_visibility="private", queue=False)
+    prompt.submit(run, inputs, [gallery, status], **live)
+    fine_prompt.submit(run, inputs, [gallery, status], **live)
     for moved in (n, truncation, variation, mix_weight, split, *sliders):
-        moved.release(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
-                       trigger_mode="always_last", show_progress="hidden")
-    seed.submit(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
+        moved.release(run, inputs, [gallery, status], trigger_mode="always_last", show_progress="hidden", **live)
+    seed.submit(run, inputs, [gallery, status], **live)
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
 
@@ -197,8 +199,7 @@ def build(studio: Studio) -> dict:
 
     model.change(follow_model, model, [style, split, *sliders], api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    style.input(run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen",
-                 trigger_mode="always_last", show_progress="hidden")
+    style.input(run, inputs, [gallery, status], trigger_mode="always_last", show_progress="hidden", **live)
 
     with gr.Accordion("Interpolate", open=False):
         with gr.Row():
@@ -217,7 +218,7 @@ def build(studio: Studio) -> dict:
 
         def run_interpolate(prompt_a: str, prompt_b: str, model: str | None, seed_a: float, seed_b: float | None,
                             frames: float, truncation: float):
-            return interpolate(studio, prompt_a, prompt_b, model, seed_a, seed_b, frames, truncation)
+            return studio.compute(interpolate, studio, prompt_a, prompt_b, model, seed_a, seed_b, frames, truncation)
 
         go_i.click(run_interpolate, [prompt_a, prompt_b, model, seed_a, seed_b, frames, trunc_i],
                    [strip, gif, status_i], api_name="interpolate", concurrency_id="gen")
@@ -247,7 +248,8 @@ def build(studio: Studio) -> dict:
 
         def run_video(prompts: str, model: str | None, mode: str, seed: float, seconds: float, size: float,
                       direction: float, truncation: float, style: str = "any"):
-            return make_video(studio, prompts, model, mode, seed, seconds, size, direction, truncation, style)
+            return studio.compute(make_video, studio, prompts, model, mode, seed, seconds, size, direction,
+                                  truncation, style)
 
         go_v.click(run_video, [video_prompts, model, mode, seed, seconds, size, direction, truncation, style],
                    [video, webp, status_v], api_name="video", concurrency_id="gen")

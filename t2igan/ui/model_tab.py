@@ -85,10 +85,10 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     model_dropdown.change(card, model_dropdown, card_md, api_visibility="private")
 
     def sample_sheet(model: str | None):
-        return sheet(studio, model)
+        return studio.compute(sheet, studio, model)
 
     def onnx(model: str | None):
-        return export_onnx_file(studio, model)
+        return studio.compute(export_onnx_file, studio, model)
 
     sheet_btn.click(sample_sheet, model_dropdown, [sheet_img, msg], api_name="sample_sheet", concurrency_id="gen")
     zip_btn.click(export_zip, model_dropdown, [zip_file, msg], api_name="export_zip")

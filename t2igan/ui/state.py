@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..device import cpu_cores, describe, threads_from_env
@@ -16,6 +17,7 @@ from ..perceptual import LPIPS
 from ..job import TrainingJob, active_job
 from ..weights import check_name, list_models, load_pipeline, model_version, resolve_model, weights_dir
 
+COMPUTE_THREAD = "t2igan-compute"
 CACHED_PIPELINES = 2  # switching between two models (a fine-tune and its base) does not reload either
 PRIVATE_FILE_LIFETIME_S = 3600
 
@@ -64,6 +66,18 @@ class Studio:
         self.job: TrainingJob | None = None
         self.job_owner: str | None = None
         self._projector: Projector | None = None  # the last one used; its LPIPS network serves every model
+        self._compute = ThreadPoolExecutor(1, thread_name_prefix=COMPUTE_THREAD)
+
+    def compute(self, fn, *args, **kwargs):
+        """Run a request's torch work (drawing, fitting, loading) on the app's one compute thread and wait for it.
+
+        Every thread that runs a parallel torch op keeps its own OpenMP team, and Gradio answers requests from a
+        pool of up to 40 threads: once many of them had drawn, the idle teams slowed each drawing on 2 cores from
+        13 to 20 ms (4 images; in the browser 29-37 ms against 11 from Python). One thread keeps one warm team,
+        and requests that would only share the cores take turns. A training job has its own thread."""
+        if threading.current_thread().name.startswith(COMPUTE_THREAD):
+            return fn(*args, **kwargs)  # already on it (a handler calling another)
+        return self._compute.submit(fn, *args, **kwargs).result()
 
     @staticmethod
     def model_name(name: str | None) -> str | None:

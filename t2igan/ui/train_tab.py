@@ -23,6 +23,7 @@ SCRATCH = "(new model from scratch)"
 EMOJI = "built emoji dataset (data/emoji/train)"
 UPLOAD = "my upload"
 MAX_STEPS, MAX_BATCH, MAX_SLIDER_STEPS = 100_000, 1024, 5000
+AUGMENT = ["translation", "cutout"]  # the form's DiffAugment default
 LOSSES = {"d": "D total", "d_real": "D real", "d_fake": "D fake", "d_mismatch": "D mismatch", "g": "G", "penalty": "MA-GP",
           "keep": "keep (L1 to the base)"}
 
@@ -90,6 +91,19 @@ def base_changed(base: str):
             gr.update(value=d["lr_g"]), gr.update(value=d["lr_d"]))
 
 
+def job_configs(data: Path, init: str | None, out: Path, run_dir: Path, steps: int, batch_size: int, lr_g: float,
+                lr_d: float, augment: list[str], keep: float = KEEP, balance_by: str = "",
+                encoder: str = DEFAULT_ENCODER) -> list[TrainConfig]:
+    """The run the Train tab starts from its form (benchmarks/fine_tune.py times the same one): the fine-tune
+    recipe from a base model (`init`, a name under weights/), from-scratch without one, with the form's values."""
+    return configs_from_recipe(
+        DEFAULT_FINE_TUNE if init else DEFAULT_NEW, data=str(data), out=str(out), run_dir=str(run_dir), init=init,
+        encoder=encoder, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+        augment=",".join(augment) if augment else "none", balance_by=(balance_by or "").strip() or None,
+        log_every=1, sample_every=max(5, steps // 20), checkpoint_every=max(10, steps // 5), min_pairs=4,
+        **({"keep": keep} if init else {}))
+
+
 def start(studio: Studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep=KEEP,
           balance_by="", encoder=DEFAULT_ENCODER, who: str = "local"):
     """Start the background job (one per app) for visitor `who`; returns the status line."""
@@ -110,13 +124,8 @@ def start(studio: Studio, source, files, staged, base, name, steps, batch_size, 
         # Measured in one process on 2 cores: 4 images in 31 ms p50 while training ran at 1.27 it/s (1.42 alone)
         threads = None
         init = None if base in (None, "", SCRATCH) else studio.model_name(base)  # a name under weights/, never a path
-        encoder = check_encoder(encoder, init)
-        configs = configs_from_recipe(
-            DEFAULT_FINE_TUNE if init else DEFAULT_NEW, data=str(data), out=str(weights_dir() / name),
-            run_dir=str(runs / name), init=init, encoder=encoder, steps=steps, batch_size=batch_size, lr_g=lr_g,
-            lr_d=lr_d, augment=",".join(augment) if augment else "none", balance_by=(balance_by or "").strip() or None,
-            log_every=1, sample_every=max(5, steps // 20), checkpoint_every=max(10, steps // 5), min_pairs=4,
-            **({"keep": keep} if init else {}))
+        configs = job_configs(data, init, weights_dir() / name, runs / name, steps, batch_size, lr_g, lr_d, augment,
+                              keep, balance_by, check_encoder(encoder, init))
         studio.start_job(TrainingJob(configs, threads=threads), who)
         return f"▶️ training **{name}**: {steps} steps"
     except (JobError, ValueError, DatasetError, UploadError, OSError) as e:
@@ -214,7 +223,7 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             with gr.Row():
                 lr_g = number(value=start_from["lr_g"], label="G learning rate")
                 lr_d = number(value=start_from["lr_d"], label="D learning rate")
-            augment = gr.CheckboxGroup(["translation", "cutout", "color"], value=["translation", "cutout"],
+            augment = gr.CheckboxGroup(["translation", "cutout", "color"], value=AUGMENT,
                                        label="DiffAugment")
             keep = slider(0, 100, value=KEEP, step=1, elem_id="keep",
                              label="Keep what the base model draws for other prompts (0 = off; not from scratch)")
