@@ -58,6 +58,21 @@ def set_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def lower_thread_priority(nice: int) -> bool:
+    """Raise the calling thread's nice value by `nice` (Linux, where each thread has its own and the OpenMP workers
+    it starts afterwards inherit it); True if done. Elsewhere, or where the system refuses, nothing changes: False."""
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return False
+    import threading
+
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        return True
+    except OSError:
+        return False
+
+
 def cpu_cores() -> int:
     """The CPUs this process may run on (its affinity where the OS tells it, else the machine's count)."""
     try:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import torch
 
+from .device import lower_thread_priority
 from .training import TrainConfig
 from .training.recipes import train_stages
 
@@ -43,10 +44,13 @@ def _stop_on_exit(timeout: float = 120.0) -> None:
 
 class TrainingJob:
     """Run `train(config)` in a daemon thread (or, given a list, a recipe's stages one after another); `threads` caps
-    the CPU threads the trainer uses. A job still running when the process exits normally is stopped with a
-    checkpoint first."""
+    the CPU threads the trainer uses; `nice` > 0 lowers their CPU priority (Linux), so that requests served beside
+    the job get the cores first and the job takes the rest. A job still running when the process exits normally is
+    stopped with a checkpoint first."""
 
-    def __init__(self, config: TrainConfig | list[TrainConfig], threads: int | None = None, max_events: int = 10_000):
+    def __init__(self, config: TrainConfig | list[TrainConfig], threads: int | None = None, max_events: int = 10_000,
+                 nice: int = 0):
+        self.nice = nice
         stages = config if isinstance(config, list) else [config]
         self.stages = [replace(c, threads=threads if threads is not None else c.threads) for c in stages]
         self.config = self.stages[-1]  # what the job makes: the last stage's model
@@ -133,6 +137,7 @@ class TrainingJob:
         return self._stop.is_set()
 
     def _run(self) -> None:
+        lower_thread_priority(self.nice)  # before the first parallel op: the OpenMP team is created with it
         if self.config.threads:
             torch.set_num_threads(self.config.threads)  # per-thread setting: the app's own threads keep theirs
         try:

@@ -90,3 +90,25 @@ def test_allocator_hint_only_for_large_cpu_batches_under_glibc_malloc():
     for env in ({"LD_PRELOAD": "libtcmalloc_minimal.so.4"}, {"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"},
                 {"MALLOC_MMAP_MAX_": "0"}):
         assert dev.allocator_hint("cpu", 128, environ=env, platform="linux") is None, env
+
+
+@pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_thread_can_lower_its_own_priority_only():
+    import threading
+
+    def nice_of(tid):
+        return os.getpriority(os.PRIO_PROCESS, tid)
+
+    main_before, seen = nice_of(threading.get_native_id()), {}
+
+    def worker():
+        tid = threading.get_native_id()
+        seen["before"], seen["done"] = nice_of(tid), dev.lower_thread_priority(3)
+        seen["after"] = nice_of(tid)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["done"] and seen["after"] == min(19, seen["before"] + 3)
+    assert nice_of(threading.get_native_id()) == main_before  # the caller's other threads keep theirs
+    assert dev.lower_thread_priority(0) is False
