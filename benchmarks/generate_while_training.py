@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from t2igan.bench import _synthetic_dataset
+from t2igan.device import cpu_name
 from t2igan.job import TrainingJob
 from t2igan.training import TrainConfig
 from t2igan.weights import load_pipeline
@@ -48,7 +49,8 @@ with tempfile.TemporaryDirectory() as tmp:
     rate = job.status()["it_s"]
     job.stop()
     job.wait(120)
-print(json.dumps({"bench": "generate_while_training", "images_per_request": 4, "gen_threads": args.gen_threads,
+print(json.dumps({"bench": "generate_while_training", "cpu": cpu_name(), "images_per_request": 4,
+                  "gen_threads": args.gen_threads,
                   "train_threads": args.train_threads, "idle_p50_ms": round(statistics.median(idle), 1),
                   "training_p50_ms": round(statistics.median(busy), 1),
                   "training_p95_ms": round(sorted(busy)[int(0.95 * len(busy)) - 1], 1),

@@ -146,8 +146,11 @@ def timed_prompt(page, prompt: str) -> float:
 
 
 def latency_report(name: str, times: list[float]) -> dict:
-    return {"bench": name, "images": 4, "median_ms": round(statistics.median(times)), "max_ms": round(max(times)),
-            "samples": len(times), "ms": [round(t) for t in times]}
+    from t2igan.device import cpu_name
+
+    return {"bench": name, "cpu": cpu_name(), "model": DEFAULT_MODEL, "images": 4,
+            "median_ms": round(statistics.median(times)), "max_ms": round(max(times)), "samples": len(times),
+            "ms": [round(t) for t in times]}
 
 
 def test_prompt_and_slider_latency(page, served):

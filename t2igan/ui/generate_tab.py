@@ -181,13 +181,15 @@ def build(studio: Studio) -> dict:
                               mix_weight, style, fine_prompt, split, amounts)
 
     go.click(run, inputs, [gallery, status], api_name="generate", concurrency_id="gen")
-    # The live controls answer outside Gradio's queue: one HTTP round trip instead of a join and an event stream.
-    # Their drawing still takes turns with every other request on the studio's compute thread.
-    live = dict(api_visibility="private", queue=False)
+    # The live controls answer outside Gradio's queue (one HTTP round trip instead of a join and an event stream)
+    # and draw no progress overlay over the images they replace (prompt → 4 images in the browser: 85 against 98 ms
+    # median over three runs each). Their drawing still takes turns on the studio's compute thread; the Generate
+    # button shows progress, for slow first loads.
+    live = dict(api_visibility="private", queue=False, show_progress="hidden")
     prompt.submit(run, inputs, [gallery, status], **live)
     fine_prompt.submit(run, inputs, [gallery, status], **live)
     for moved in (n, truncation, variation, mix_weight, split, *sliders):
-        moved.release(run, inputs, [gallery, status], trigger_mode="always_last", show_progress="hidden", **live)
+        moved.release(run, inputs, [gallery, status], trigger_mode="always_last", **live)
     seed.submit(run, inputs, [gallery, status], **live)
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
@@ -199,7 +201,7 @@ def build(studio: Studio) -> dict:
 
     model.change(follow_model, model, [style, split, *sliders], api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
-    style.input(run, inputs, [gallery, status], trigger_mode="always_last", show_progress="hidden", **live)
+    style.input(run, inputs, [gallery, status], trigger_mode="always_last", **live)
 
     with gr.Accordion("Interpolate", open=False):
         with gr.Row():
