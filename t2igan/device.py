@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import torch
 
@@ -63,8 +64,6 @@ def lower_thread_priority(nice: int) -> bool:
     it starts afterwards inherit it); True if done. Elsewhere, or where the system refuses, nothing changes: False."""
     if not sys.platform.startswith("linux") or nice <= 0:
         return False
-    import threading
-
     tid = threading.get_native_id()
     try:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
