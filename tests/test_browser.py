@@ -283,9 +283,22 @@ def fill_text(page, selector: str, text: str) -> None:
     raise AssertionError(f"could not type into {selector}")
 
 
+def fresh_generate_tab(page, prompt: str) -> None:
+    """The Generate tab at its defaults (earlier tests moved the seed, truncation and style) drawing `prompt`: what
+    a README screenshot of one control should show beside the defaults."""
+    page.reload()
+    page.wait_for_selector("#gallery img", timeout=60_000)
+    box = page.locator("#prompt textarea, #prompt input").first
+    if box.input_value() != prompt:  # the page opens drawing the first example
+        before = gallery_srcs(page)
+        fill_text(page, "#prompt textarea, #prompt input", prompt)
+        box.press("Enter")
+        wait_change(page, before)
+
+
 def test_layout_and_details_prompts(page, served):
     """A details prompt + the split slider: releasing the slider redraws with the fine levels from the details."""
-    page.get_by_role("tab", name="Generate").click()
+    fresh_generate_tab(page, "a cat face")
     open_accordion(page, "Layout from the prompt, details from another", "#fine-prompt textarea, #fine-prompt input")
     if page.locator("#mix-prompt textarea, #mix-prompt input").first.is_visible():
         fill_text(page, "#mix-prompt textarea, #mix-prompt input", "")  # no prompt blend from an earlier test
@@ -300,9 +313,9 @@ def test_layout_and_details_prompts(page, served):
 
 def test_direction_sliders_move_the_images(page, served):
     """Each direction slider the model has is shown with its name; releasing one redraws, Reset brings it back."""
-    page.get_by_role("tab", name="Generate").click()
     if not (served["weights"] / SHIPPED.name / "directions.safetensors").is_file():
         pytest.skip("the model in this test has no direction sliders")
+    fresh_generate_tab(page, "grinning face")
     open_accordion(page, "Direction sliders", "#direction-1 input[type=range]")
     shown = [k for k in range(1, 9) if page.locator(f"#direction-{k}").is_visible()]
     assert shown == list(range(1, len(shown) + 1)) and len(shown) >= 6
@@ -315,7 +328,7 @@ def test_direction_sliders_move_the_images(page, served):
         wait_change(page, before)
         assert page.locator(f"#direction-{k} input[type=number]").input_value() in ("0", "0.0")
     before = gallery_srcs(page)
-    release_slider(page, "direction-2", 0.8)
+    release_slider(page, "direction-4", 0.85)  # smiling ↔ frowning, toward frowning
     wait_change(page, before)
     page.screenshot(path=str(served["shots"] / "directions.png"), full_page=True)
     before = gallery_srcs(page)
@@ -325,7 +338,7 @@ def test_direction_sliders_move_the_images(page, served):
 
 def test_video_plays_in_the_browser(page, served):
     """Make video → an MP4 that Chromium decodes and plays (autoplay, loop), and an animated WebP to download."""
-    page.get_by_role("tab", name="Generate").click()
+    fresh_generate_tab(page, "a red apple")
     open_accordion(page, "Video", "#video-btn")
     page.click("#video-btn")
     page.wait_for_selector("#video-out video", timeout=120_000)
