@@ -78,12 +78,17 @@ def wait_change(page, before: list[str], timeout: float = 30.0) -> float:
     raise AssertionError("the images did not change")
 
 
-def test_type_prompt_images_appear(page, served):
+def draw_prompt(page, prompt: str, timeout: float = 30.0) -> None:
+    """Type a prompt, press Enter and wait for its images."""
     before = gallery_srcs(page)
     box = page.locator("#prompt textarea")
-    box.fill("a red apple")
+    box.fill(prompt)
     box.press("Enter")
-    wait_change(page, before)
+    wait_change(page, before, timeout=timeout)
+
+
+def test_type_prompt_images_appear(page, served):
+    draw_prompt(page, "a red apple")
     assert len(gallery_srcs(page)) == 4
     assert "images in" in page.inner_text("#gen-status")
     rendering = page.eval_on_selector("#gallery img", "e => getComputedStyle(e).imageRendering")
@@ -288,20 +293,14 @@ def fresh_generate_tab(page, prompt: str) -> None:
     a README screenshot of one control should show beside the defaults."""
     page.reload()
     page.wait_for_selector("#gallery img", timeout=60_000)
-    box = page.locator("#prompt textarea, #prompt input").first
-    if box.input_value() != prompt:  # the page opens drawing the first example
-        before = gallery_srcs(page)
-        fill_text(page, "#prompt textarea, #prompt input", prompt)
-        box.press("Enter")
-        wait_change(page, before)
+    if page.locator("#prompt textarea").input_value() != prompt:  # the page opens drawing the first example
+        draw_prompt(page, prompt)
 
 
 def test_layout_and_details_prompts(page, served):
     """A details prompt + the split slider: releasing the slider redraws with the fine levels from the details."""
     fresh_generate_tab(page, "a cat face")
     open_accordion(page, "Layout from the prompt, details from another", "#fine-prompt textarea, #fine-prompt input")
-    if page.locator("#mix-prompt textarea, #mix-prompt input").first.is_visible():
-        fill_text(page, "#mix-prompt textarea, #mix-prompt input", "")  # no prompt blend from an earlier test
     fill_text(page, "#fine-prompt textarea, #fine-prompt input", "a blue heart")
     before = gallery_srcs(page)
     release_slider(page, "split", 0.42)  # level 2: layout from the prompt (4, 8 px), the rest from the details
@@ -445,11 +444,7 @@ def test_two_visitors_one_job(page, served, tmp_path):
         assert b.locator("#train-sample img").count() == 0 and b.locator("#train-log textarea").input_value() == ""
         b.screenshot(path=str(served["root"] / "two-visitors-other.png"), full_page=True)
         b.get_by_role("tab", name="Generate").click()
-        before = gallery_srcs(b)
-        box = b.locator("#prompt textarea")
-        box.fill("a red heart")
-        box.press("Enter")
-        wait_change(b, before, timeout=60)
+        draw_prompt(b, "a red heart", timeout=60)
         a.wait_for_selector("#train-sample img", timeout=120_000)
         assert "running" in a.inner_text("#train-status"), "the other visitor's Stop changed nothing"
         a.screenshot(path=str(served["root"] / "two-visitors-owner.png"), full_page=True)
