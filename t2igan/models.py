@@ -76,12 +76,18 @@ class Affine(nn.Module):
             nn.init.constant_(head.bias, bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        # one pass over the feature map instead of two (x · scale, then + shift): ~10 % of a CPU forward pass
         scale, shift = self.scale(c), self.shift(c)
-        if (not torch.is_grad_enabled() and x.is_contiguous(memory_format=torch.channels_last)
-                and (x.dtype == torch.bfloat16 or x.shape[1] < 32)):  # drawing only: its backward made training slower
-            return _affine_rows(x, scale, shift)
+        if not torch.is_grad_enabled():  # drawing only: the row form's backward made training slower
+            return modulate(x, scale, shift)
         return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+
+
+def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x · scale + shift per channel ([B, C] factors) in one pass over the feature map (not x · scale, then + shift:
+    ~10 % of a CPU forward pass), in the faster of two forms for drawing."""
+    if x.is_contiguous(memory_format=torch.channels_last) and (x.dtype == torch.bfloat16 or x.shape[1] < 32):
+        return _affine_rows(x, scale, shift)
+    return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
 
 
 def _affine_rows(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -242,7 +242,7 @@ def test_precision_bf16_where_native_and_fp32_exactly(tiny_pipe, monkeypatch):
         exact = (tiny_pipe.generator.eval().synthesize(latent.noise, latent.conditions) + 1) / 2
     draw = lambda: tiny_pipe(latents=latent, output_type="pt").images  # noqa: E731
     monkeypatch.setattr(tiny_pipe, "precision", "fp32")
-    assert torch.allclose(draw(), exact, atol=1e-6)
+    assert torch.allclose(draw(), exact, atol=1e-5)  # drawing.Drawing: the same sums in another order
     tiny_pipe.precision = "BF16"
     bf16 = draw()
     assert tiny_pipe.precision == "bf16" and not torch.equal(bf16, exact) and (bf16 - exact).abs().mean() < 0.01
