@@ -8,6 +8,7 @@ import time
 import torch
 
 from .device import cpu_name, describe, fast_bf16, pick_device, resolve_precision, set_threads
+from .drawing import Drawing
 from .models import Generator, count_flops
 from .pipeline import T2IGANPipeline
 from .training import TrainConfig, train
@@ -46,6 +47,10 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
               "cpu": cpu_name(), "precision": resolve_precision(precision, dev), "resolution": gen.config.resolution,
               "params_M": round(sum(p.numel() for p in gen.parameters()) / 1e6, 3),
               "gflop_per_image": round(count_flops(gen.cpu(), torch.randn(1, z_dim), torch.randn(1, t_dim)) / 1e9, 3)}
+    if gen.config.get("upsample", "nearest") == "nearest":  # as a CPU draws it: drawing.py
+        conditions = gen.conditions(torch.randn(1, t_dim))
+        result["gflop_per_image_as_drawn"] = round(count_flops(Drawing.of(gen).synthesize, torch.randn(1, z_dim),
+                                                               conditions) / 1e9, 3)
     gen.to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for b in batches:

@@ -251,8 +251,9 @@ class Discriminator(SerialBuild, ModelMixin, ConfigMixin):
 
 
 @torch.no_grad()
-def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
-    """Floating-point operations of one forward pass (multiply-adds count as 2), measured by torch's counter."""
+def count_flops(module, *inputs: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass of a module or function (multiply-adds count as 2), measured by
+    torch's counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)

@@ -83,6 +83,7 @@ def test_bench_prints_json(tiny_pipe, weights_root, capsys):
     assert main(["bench", "--batches", "1", "2", "--repeats", "1"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["bench"] == "generate" and line["batch2_images_per_s"] > 0 and line["peak_rss_MB"] > 0
+    assert 0 < line["gflop_per_image_as_drawn"] < line["gflop_per_image"]  # drawing.py saves work
     assert main(["bench", "--batches", "1", "--repeats", "1", "--precision", "fp32"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["precision"] == "fp32"
 
