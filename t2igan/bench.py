@@ -1,6 +1,7 @@
 """Generation benchmark: images/s and ms/image per batch size, text-encoding time, peak memory — one JSON line."""
 from __future__ import annotations
 
+import random
 import resource
 import statistics
 import time
@@ -70,8 +71,8 @@ def bench_generate(model: str | None = None, device: str | None = None, threads:
 @torch.no_grad()
 def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: int = 16, rounds: int = 30) -> dict:
     """Our generator as the pipeline draws (`render`, default precision) against DF-GAN's 64-px generator (peer.py),
-    at `batch`, every variant timed once per round, in turn (interleaved medians: the machine's drift hits all of
-    them alike). The peer runs fp32 and bf16 autocast, each in NCHW and channels-last; its best layout counts.
+    at `batch`, every variant timed once per round, in a shuffled order (interleaved medians: the machine's drift hits
+    all of them alike). The peer runs fp32 and bf16 autocast, each in NCHW and channels-last; its best layout counts.
     Both run on the CPU. Where the CPU has no native bf16 (device.fast_bf16), bf16 is emulated many times slower
     than fp32 and nobody would draw in it: the bf16 variants are left out and their ratio is None."""
     import copy
@@ -105,10 +106,12 @@ def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: i
         variants.update({"ours_bf16": ours("bf16"), "peer_bf16_nchw": theirs(True, torch.contiguous_format),
                          "peer_bf16_channels_last": theirs(True, torch.channels_last)})
     times: dict[str, list[float]] = {name: [] for name in variants}
+    order, shuffle = list(variants), random.Random(0).shuffle
     for r in range(rounds + 2):  # the first two rounds warm up
-        for name, run in variants.items():
+        shuffle(order)  # in a fixed order each variant ran after the same one and inherited its memory state
+        for name in order:
             t0 = time.perf_counter()
-            run()
+            variants[name]()
             if r >= 2:
                 times[name].append(time.perf_counter() - t0)
     ms = {name: 1000 * statistics.median(t) / batch for name, t in times.items()}
