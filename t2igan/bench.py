@@ -98,12 +98,17 @@ def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: i
                 peers[layout](z, s).float()
         return run
 
+    def ours_autocast():  # the generator as trained, under bf16 autocast: what drawing.py rearranges
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            pipe.generator.synthesize(latent.noise, latent.conditions).float()
+
     native_bf16 = fast_bf16("cpu")
     variants = {"ours": ours("auto"), "ours_fp32": ours("fp32"),
                 "peer_fp32_nchw": theirs(False, torch.contiguous_format),
                 "peer_fp32_channels_last": theirs(False, torch.channels_last)}
     if native_bf16:
-        variants.update({"ours_bf16": ours("bf16"), "peer_bf16_nchw": theirs(True, torch.contiguous_format),
+        variants.update({"ours_bf16": ours("bf16"), "ours_bf16_autocast": ours_autocast,
+                         "peer_bf16_nchw": theirs(True, torch.contiguous_format),
                          "peer_bf16_channels_last": theirs(True, torch.channels_last)})
     times: dict[str, list[float]] = {name: [] for name in variants}
     order, shuffle = list(variants), random.Random(0).shuffle

@@ -18,9 +18,9 @@ Besides, each block's eight affine heads (Fuse → Affine → scale, shift) run 
 sixteen, and the weights are cast once to the drawing dtype (bf16 autocast casts them again on every call).
 
 Built from a Generator by `Drawing.of`; the pipeline draws through it on CPUs (pipeline.render). In fp32 it draws the
-generator's images to within 1e-4; in bf16 what bf16 autocast draws to within rounding (tests/test_drawing.py). On
-the shipped model at batch 16 on 2 AVX-512 BF16 cores it took 1.2-1.3 ms per image in bf16 against 1.9-2.0 under
-autocast (`t2igan bench --peer` times it against DF-GAN). Bilinear generators are drawn as they are.
+generator's images to within 1e-4; in bf16 what bf16 autocast draws to within rounding (tests/test_drawing.py). At
+batch 16 on 2 AVX-512 BF16 cores emoji-64-v2 took 1.36-1.38 ms per image in bf16 against 1.86 under autocast
+(`t2igan bench --peer`: ours_bf16, ours_bf16_autocast). Bilinear generators are drawn as they are.
 """
 from __future__ import annotations
 
