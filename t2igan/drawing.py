@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .model_lock import MODEL_LOCK, SerialBuild
 from .models import Fuse, Generator, UpBlock, modulate
 
 # Rows (or columns) of a 3×3 kernel that read the same low-resolution pixel once the input is nearest-up-sampled:
@@ -120,9 +121,10 @@ class _DrawBlock(nn.Module):
         return _add_upsampled(h, self.skip(x))  # + skip(up(x))
 
 
-class Drawing(nn.Module):
-    """Generator.synthesize for drawing, from fewer operations (module docstring). Parameters are copies: rebuild it
-    with `Drawing.of` after the generator's weights change."""
+class Drawing(SerialBuild, nn.Module):
+    """Generator.synthesize for drawing, from fewer operations (module docstring). Build it with `Drawing.of` (a copy;
+    rebuild it after the generator's weights change). Built under MODEL_LOCK like every network here: a module built
+    while another thread loads a model would get meta tensors (model_lock.py)."""
 
     def __init__(self, generator: Generator):
         super().__init__()
@@ -139,8 +141,10 @@ class Drawing(nn.Module):
         """A drawing copy of `generator` on its device, weights in `dtype`, channels-last."""
         import copy
 
-        source = copy.deepcopy(generator).float().eval()  # build from fp32 weights, then cast once
-        return cls(source).to(generator.device, dtype).to(memory_format=torch.channels_last).eval()
+        with MODEL_LOCK:
+            source = copy.deepcopy(generator).float().eval()  # build from fp32 weights, then cast once
+            drawing = cls(source)
+        return drawing.to(generator.device, dtype).to(memory_format=torch.channels_last).eval()
 
     @property
     def dtype(self) -> torch.dtype:

@@ -69,6 +69,20 @@ def test_drawing_checks_its_inputs_and_upsampling():
         Drawing.of(_random_generator(upsample="bilinear"))
 
 
+def test_drawing_is_built_under_the_model_lock():
+    """A model load patches process-wide state (model_lock.py): a Drawing built during another thread's load got meta
+    tensors in the app. Building one waits for the lock."""
+    import threading
+
+    from t2igan.model_lock import MODEL_LOCK
+
+    g, built = _random_generator(), threading.Event()
+    with MODEL_LOCK:
+        threading.Thread(target=lambda: (Drawing.of(g), built.set()), daemon=True).start()
+        assert not built.wait(0.5), "built while another thread held the model lock"
+    assert built.wait(30)
+
+
 def test_pipeline_redraws_after_the_weights_change(tiny_pipe):
     """render caches the drawing copy; a fine-tune steps the weights in place and the next image must follow."""
     tiny_pipe.precision = "fp32"
