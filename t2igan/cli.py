@@ -20,7 +20,7 @@ from .bench import bench_generate, bench_train, bench_vs_peer
 from .checkpoint import CheckpointError
 from .data import DataConfig, load_captioned_images
 from .datasets.emoji import EmojiBuildError, build_emoji_dataset
-from .device import describe, pick_device, set_threads
+from .device import describe, keep_freed_memory, pick_device, set_threads
 from .evaluate import (compare_models, evaluate_model, evaluator_path, format_comparison, format_report,
                        load_evaluator, train_evaluator)
 from .export import ExportError, export_onnx
@@ -705,8 +705,8 @@ def _no_loading_bars() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # every command draws or trains: reuse freed memory instead of faulting it in again
     if args.command != "data":
         _no_loading_bars()
     try:
