@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from t2igan.device import cpu_name
+from t2igan.device import cpu_name, keep_freed_memory
 from t2igan.evaluate import evaluate_model, pipeline_generate_fn
 from t2igan.images import enlarge
 from t2igan.training import KEEP
@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/fine-tune")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    keep_freed_memory()  # as the CLI and the app run
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     pictures = few_pictures(Path(args.data), out / "pictures")

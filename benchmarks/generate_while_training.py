@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from t2igan.bench import _synthetic_dataset
-from t2igan.device import cpu_name
+from t2igan.device import cpu_name, keep_freed_memory
 from t2igan.job import TrainingJob
 from t2igan.training import TrainConfig
 from t2igan.weights import load_pipeline
@@ -23,6 +23,7 @@ parser.add_argument("--train-threads", type=int, default=1)
 parser.add_argument("--gen-threads", type=int, default=1)
 parser.add_argument("--requests", type=int, default=30)
 args = parser.parse_args()
+keep_freed_memory()  # as the CLI and the app run
 
 pipe = load_pipeline(args.model)
 torch.set_num_threads(args.gen_threads)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2igan.device import cpu_name  # noqa: E402
+from t2igan.device import cpu_name, keep_freed_memory  # noqa: E402
 from t2igan.evaluate import load_evaluator  # noqa: E402
 from t2igan.images import picture_tensor  # noqa: E402
 from t2igan.invert import Projector, load_encoder  # noqa: E402
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--source-prompt", nargs="+", default=["no", "name"], choices=["no", "name"],
                     help="edits without a source prompt, or from the original's name")
     args = ap.parse_args()
+    keep_freed_memory()  # as the CLI and the app run
     pipe = load_pipeline(args.model, threads=args.threads)
     projector = Projector(pipe, encoder=load_encoder(resolve_model(args.model)))
     evaluator = load_evaluator(args.evaluator)
