@@ -233,7 +233,7 @@ def test_the_readmes_api_examples_run_as_written(app_env, tmp_path):
             zf.write(p, p.name)
     code = (block.replace("http://127.0.0.1:7860/", f"http://127.0.0.1:{app_env['port']}/")
             .replace(f'"{DEFAULT_MODEL}"', '"tiny"').replace('"my_pictures.zip"', repr(str(z)))
-            .replace('name="my-model"', 'name="readme-model"').replace("steps=300", "steps=4"))
+            .replace('name="my-model"', 'name="readme-model"').replace("steps=400", "steps=4"))
     scope = {}
     exec(compile(code, "README.md (HTTP API)", "exec"), scope)
     assert len(scope["images"]) == 4 and "images in" in scope["status"]

@@ -10,7 +10,7 @@ from t2igan.training.recipes import (RecipeError, configs_from_recipe, list_reci
 def test_shipped_recipes_load_into_train_configs():
     assert set(list_recipes()) == {"emoji-64", "emoji-64-v2", "emoji-64-v2-fast", "fine-tune", "from-scratch"}
     (ft,) = configs_from_recipe("fine-tune", data="d", out="weights/x", init="emoji-64")
-    assert (ft.steps, ft.batch_size, ft.lr_g, ft.lr_d, ft.keep, ft.mixing) == (300, 16, 1e-4, 2e-4, None, 0.0)
+    assert (ft.steps, ft.batch_size, ft.lr_g, ft.lr_d, ft.keep, ft.mixing) == (400, 16, 1e-4, 2e-4, None, 0.0)
     (v2,) = configs_from_recipe("emoji-64-v2", data="d", out="o", init="emoji-64")
     assert v2.mixing == 0.25 and v2.balance_by == "base" and v2.feature_critic == "runs/features-emoji-v2"
     match, polish = configs_from_recipe("emoji-64-v2-fast", data="d", out="o", init="emoji-64-v2")
@@ -77,6 +77,6 @@ def test_a_recipe_file_from_the_cli_in_two_stages(tmp_path, capsys):
 def test_the_app_starts_from_the_same_recipes():
     from t2igan.ui.train_tab import SCRATCH, recipe_defaults
 
-    assert recipe_defaults("emoji-64") == {"steps": 300, "batch_size": 16, "lr_g": 1e-4, "lr_d": 2e-4}
+    assert recipe_defaults("emoji-64") == {"steps": 400, "batch_size": 16, "lr_g": 1e-4, "lr_d": 2e-4}
     assert recipe_defaults(SCRATCH) == {"steps": 12000, "batch_size": 32, "lr_g": 2e-4, "lr_d": 4e-4}
     assert TrainConfig.lr_g == 2e-4  # plain TrainConfig: the from-scratch settings, one stage
