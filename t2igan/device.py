@@ -139,10 +139,9 @@ def keep_freed_memory() -> bool:
     kernel; True if set. Elsewhere nothing changes: False. Process-wide, so the CLI and the app call it at start.
 
     By default glibc returns every block over its adaptive mmap threshold (128 KB to 32 MB) and any free top of the
-    heap over 128 KB, so each forward pass faults its activations back in, page by page. On a 2-core EPYC this made
-    the same DF-GAN forward pass take 4-6 ms per image in some processes and 2.8 in others; with this set, 3.0
-    (tcmalloc preloaded: 2.7), and batch-64 training steps 0.56 s instead of 0.61 (`t2igan bench --peer`,
-    `benchmarks/train.py`).
+    heap over 128 KB, so each forward pass faults its activations back in, page by page (~150 MB per batch-16 pass of
+    DF-GAN's generator). On a 2-core EPYC that pass took 3.9-5.4 ms per image; with this set 3.0 (tcmalloc preloaded:
+    2.7), and batch-64 training steps 0.56 s instead of 0.61 (`t2igan bench --peer`, `benchmarks/train.py`).
     """
     import ctypes
     import platform
