@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from .device import cpu_name, describe, fast_bf16, pick_device, resolve_precision, set_threads
+from .device import cpu_name, describe, fast_bf16, keep_freed_memory, pick_device, resolve_precision, set_threads
 from .drawing import Drawing
 from .models import Generator, count_flops
 from .pipeline import T2IGANPipeline
@@ -79,6 +79,7 @@ def bench_vs_peer(model: str | None = None, threads: int | None = None, batch: i
 
     from .peer import DFGANGenerator
 
+    keep_freed_memory()  # the peer at its best however this is called: glibc's default re-faults its activations
     pipe = load_pipeline(model, device="cpu", threads=threads)  # layout and precision as users get them
     latent = pipe.latent(["a red apple"], num_images_per_prompt=batch, seed=0)
     nchw = DFGANGenerator().eval()
