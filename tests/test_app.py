@@ -82,6 +82,7 @@ def test_fine_tune_job_from_zip(app_env, tmp_path):
             zf.write(p, p.name)
     report = client.predict("my upload", [handle_file(str(z))], "tiny", api_name="/check_data")
     assert "24 pairs ready" in report
+    assert "shapes.zip" in report and "uploads" not in report  # named as uploaded, not by its staging folder
     report = client.predict("my upload", [handle_file(str(z))], "tiny", "shape", api_name="/check_data")
     assert "balanced by 'shape': 3 groups" in report
     report = client.predict("my upload", [handle_file(str(z))], "tiny", "colour", api_name="/check_data")

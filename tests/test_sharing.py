@@ -129,7 +129,7 @@ def test_public_messages_hide_server_paths(tmp_path, monkeypatch):
             "bad · /srv/data/private/set.zip · see https://example.org/a/b · step 10 / 300 · a/b · C:\\Users\\me\\x.png")
     shown = public(text)
     assert str(tmp_path) not in shown and "/srv" not in shown and "Users" not in shown
-    assert "not found in weights" in shown and "outputs/uploads/a/tiny.zip" in shown and "…/set.zip" in shown
+    assert "not found in weights" in shown and "· tiny.zip: bad" in shown and "uploads" not in shown and "…/set.zip" in shown
     assert "https://example.org/a/b" in shown and "step 10 / 300" in shown and "a/b" in shown and "…/x.png" in shown
 
 

@@ -25,8 +25,10 @@ def _roots() -> list[tuple[str, str]]:
 
 
 def public(text: str) -> str:
-    """`text` with the app's folders written as 'weights/…', 'outputs/…', 'uploads/…' and any other absolute path
-    cut to its last part."""
+    """`text` with a visitor's staged upload named as they uploaded it ('shapes.zip', not its staging folder), the
+    app's folders written as 'weights/…', 'outputs/…', 'uploads/…' and any other absolute path cut to its last part."""
+    staged = re.escape(str(outputs_dir() / "uploads"))
+    text = re.sub(staged + r"[\\/][^\\/\s]+[\\/]", "", text)  # outputs/uploads/<one upload>/name → name
     for root, label in _roots():
         text = text.replace(root, label)
     return _ABSOLUTE.sub(lambda m: "…/" + re.split(r"[\\/]", m.group(0).rstrip("\\/"))[-1], text)
