@@ -146,5 +146,8 @@ def test_keep_freed_memory_stops_refaulting_activations():
     if tuned != "True":
         pytest.skip("not glibc's malloc")
     _, plain = page_faults_per_pass("plain")
-    # measured: 36,000-46,000 pages (about 150 MB) faulted in again per batch-16 pass by default; 0-8,000 when kept
-    assert plain > 20_000 and faults < plain / 4, (plain, faults)
+    # measured: 23,000-46,000 pages (90-180 MB) faulted in again per batch-16 pass by default (glibc's adaptive
+    # threshold makes it vary from process to process); 0-8,000 when kept
+    if plain < 5_000:
+        pytest.skip(f"this process's malloc did not refault by default ({plain:.0f} pages per pass)")
+    assert faults < plain / 4, (plain, faults)
