@@ -181,6 +181,8 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     page.wait_for_timeout(1500)
     page.click("#check-data")
     page.wait_for_selector("#data-report :text('pairs ready')", timeout=60_000)
+    report = page.inner_text("#data-report")
+    assert "shapes.zip" in report and "uploads" not in report, report  # the upload by its name, not where it is kept
     name = page.locator("#model-name textarea, #model-name input").first
     name.fill("browser-ft")
     steps = page.locator("#steps input[type=number]")
