@@ -19,8 +19,9 @@ from .average import average_models
 from .bench import bench_generate, bench_train, bench_vs_peer
 from .checkpoint import CheckpointError
 from .data import DataConfig, load_captioned_images
-from .datasets.emoji import EmojiBuildError, build_emoji_dataset
+from .datasets.emoji import ALL_SOURCES, EmojiBuildError, build_emoji_dataset
 from .device import describe, keep_freed_memory, pick_device, set_threads
+from .paths import EMOJI_DATA
 from .evaluate import (compare_models, evaluate_model, evaluator_path, format_comparison, format_report,
                        load_evaluator, train_evaluator)
 from .export import ExportError, export_onnx
@@ -633,9 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="build a training dataset")
     dsub = d.add_subparsers(dest="dataset", required=True)
     de = dsub.add_parser("emoji", help="64-px emoji with captions from the emoji-datasource npm packages (needs npm)")
-    de.add_argument("--out", default="data/emoji")
-    de.add_argument("--vendors", nargs="+", default=["google", "twitter"],
-                    help="image sets: google twitter (PNG), fluent openmoji emojione (SVG, need resvg-py)")
+    de.add_argument("--out", default=EMOJI_DATA)
+    de.add_argument("--vendors", nargs="+", default=list(ALL_SOURCES),
+                    help="image sets (default: all five): google twitter (PNG), fluent openmoji emojione (SVG)")
     de.add_argument("--test-fraction", type=float, default=0.05, help="held-out share of base emoji")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--resolution", type=int, default=64)
@@ -659,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="offline metrics (FD, R-precision, diversity) against real held-out images")
     ev.add_argument("model", nargs="*", default=[],
                     help="model names under weights/ or folders (default: shipped); several: side by side")
-    ev.add_argument("--data", default="data/emoji", help="dataset root with train/ and test/, or one image folder")
+    ev.add_argument("--data", default=EMOJI_DATA, help="dataset root with train/ and test/, or one image folder")
     ev.add_argument("--split", choices=["test", "train"], default="test", help="held-out concepts or (subsampled) train")
     ev.add_argument("--evaluator", default=None, help="evaluator folder (default: weights/evaluator)")
     ev.add_argument("--n", type=_whole(2), default=None,
@@ -681,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     te = sub.add_parser("evaluator", help="train the evaluator network that `t2igan eval` measures with")
     te.add_argument("--data", required=True, help="training images (the dataset's train split), folder or .zip")
     te.add_argument("--out", default=None, help="evaluator folder (default: weights/evaluator, where eval looks)")
-    te.add_argument("--val", default=None, help="held-out images for the reported ceiling, e.g. data/emoji/test")
+    te.add_argument("--val", default=None, help=f"held-out images for the reported ceiling, e.g. {EMOJI_DATA}/test")
     te.add_argument("--minutes", type=float, default=None, help="time budget (default: --steps, else 2000 steps)")
     te.add_argument("--steps", type=int, default=None)
     te.add_argument("--batch-size", type=int, default=128)

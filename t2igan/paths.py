@@ -8,6 +8,9 @@ import re
 from pathlib import Path
 
 WEIGHTS_ENV = "T2IGAN_WEIGHTS"
+# The emoji dataset as `t2igan data emoji` builds it by default: the five sets the shipped models were trained on.
+# `t2igan eval`, the evaluator and the app's Train tab read it there unless told otherwise.
+EMOJI_DATA = "data/emoji-v2"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # model and encoder names: folder names under weights/
 
 

@@ -197,3 +197,18 @@ def test_directions_are_found_measured_and_renamed(tiny_pipe, weights_root, tmp_
     assert [json.loads(x)["name"] for x in capsys.readouterr().out.splitlines()] == ["tilt", "b", "c"]
     assert main(["directions", "tiny", "--names", "only-one"]) == 1
     assert "3 directions need as many names" in capsys.readouterr().err
+
+
+def test_emoji_defaults_are_the_sets_the_shipped_models_were_trained_on():
+    """`t2igan data emoji` builds, and `t2igan eval` and the Train tab read, one dataset: the five sets the shipped
+    models were trained on, where their cards say (a build of two sets under another folder was the default before)."""
+    from t2igan.cli import build_parser
+    from t2igan.paths import EMOJI_DATA, weights_dir
+    from t2igan.ui.train_tab import EMOJI, emoji_data_dir
+
+    parser = build_parser()
+    data = parser.parse_args(["data", "emoji"])
+    assert data.out == EMOJI_DATA and data.vendors == ["google", "twitter", "fluent", "openmoji", "emojione"]
+    assert parser.parse_args(["eval"]).data == EMOJI_DATA
+    assert emoji_data_dir() == weights_dir().parent / EMOJI_DATA / "train" and f"({EMOJI_DATA}/train)" in EMOJI
+    assert f"--data {EMOJI_DATA}/train" in (weights_dir() / "emoji-64-v2" / "README.md").read_text()

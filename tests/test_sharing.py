@@ -21,6 +21,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from conftest import TINY_D, TINY_G
+from t2igan.ui.train_tab import EMOJI
 from helpers import make_shapes_folder, wait_for_job
 
 ORIGINAL_REGISTER_PARAMETER = torch.nn.Module.register_parameter
@@ -249,7 +250,7 @@ def test_no_answer_names_a_server_path(app_env, tmp_path):
         "check_data (broken zip)": lambda: client.predict(source="my upload", files=[handle_file(str(broken))],
                                                           base="tiny", balance_by="", api_name="/check_data"),
         "check_data (emoji set not built)": lambda: client.predict(
-            source="built emoji dataset (data/emoji/train)", files=None, base="tiny", balance_by="",
+            source=EMOJI, files=None, base="tiny", balance_by="",
             api_name="/check_data"),
         "sample_sheet (missing)": lambda: client.predict(model="missing", api_name="/sample_sheet"),
         "video": lambda: client.predict(prompts="a\nb", model="tiny", mode="walk", seed=0, seconds=0.5, size=64,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..data import DataConfig, load_captioned_images
 from ..device import pick_device, set_threads
-from ..paths import cache_dir
+from ..paths import EMOJI_DATA, cache_dir
 from ..pipeline import noise_for_seeds
 from ..text import TextEncoder, nearest_rows
 from ..weights import load_pipeline, resolve_model
@@ -141,7 +141,7 @@ class EvalContext:
     the caption each image is evaluated with, the distractor captions and the real-image references. Build it once,
     then `run(generate)` for any number of models or training steps (that is what `quick_metrics` caches)."""
 
-    def __init__(self, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
+    def __init__(self, data_dir: str | os.PathLike = EMOJI_DATA, split: str = "test",
                  evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None,
                  seed: int = 0, diversity_prompts: int = 32, diversity_seeds: int = 8,
                  n_distractors: int = N_DISTRACTORS, text_encoder=None, device=None, other_split: bool = True,
@@ -301,7 +301,7 @@ class EvalContext:
         return out
 
 
-def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
+def evaluate_model(pipe_or_path=None, data_dir: str | os.PathLike = EMOJI_DATA, split: str = "test",
                    evaluator: str | os.PathLike | Evaluator | None = None, n_prompts: int | None = None, seed: int = 0,
                    diversity_prompts: int = 32, diversity_seeds: int = 8, truncation: float | None = None,
                    device: str | None = None, threads: int | None = None, text_encoder=None,
@@ -339,7 +339,7 @@ REFERENCES = ("fd_other_split", "fd_real_halves", "r_precision_real", "r_precisi
               "r_precision_look_alikes_real", "diversity_real")
 
 
-def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = "data/emoji",
+def compare_models(models: Sequence, seeds: Sequence[int] = (0, 1, 2), data_dir: str | os.PathLike = EMOJI_DATA,
                    split: str = "test", evaluator: str | os.PathLike | Evaluator | None = None,
                    n_prompts: int | None = None, diversity_prompts: int = 32, diversity_seeds: int = 8,
                    truncation: float | None = None, device: str | None = None, threads: int | None = None,
@@ -409,7 +409,7 @@ def _shared_encoder(pipe, evaluator):
 _CONTEXTS: dict[tuple, EvalContext] = {}
 
 
-def quick_metrics(generate, data_dir: str | os.PathLike = "data/emoji", split: str = "test",
+def quick_metrics(generate, data_dir: str | os.PathLike = EMOJI_DATA, split: str = "test",
                   evaluator: str | os.PathLike | None = None, n_prompts: int = 128, seed: int = 0,
                   diversity_prompts: int = 8, diversity_seeds: int = 4, text_encoder=None, device=None,
                   prefix: str = "eval_") -> dict[str, float]:

@@ -12,6 +12,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from ..model_lock import SerialBuild
+from ..paths import EMOJI_DATA
 from ..weights import NAME_RE, weights_dir
 
 EVALUATOR_NAME = "evaluator"
@@ -120,5 +121,5 @@ def _existing_evaluator(evaluator) -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no evaluator at {path}: train one with "
-            "`t2igan evaluator --data data/emoji/train --val data/emoji/test --out weights/evaluator --minutes 12`")
+            f"`t2igan evaluator --data {EMOJI_DATA}/train --val {EMOJI_DATA}/test --out weights/evaluator --minutes 12`")
     return path

@@ -75,7 +75,7 @@ class TrainConfig:
     sample_every: int = 200
     checkpoint_every: int = 200
     eval_every: int = 0                         # offline metrics (t2igan.evaluate) into stats.jsonl; 0 = off
-    eval_data: str | None = None                # dataset root with a held-out split, e.g. data/emoji
+    eval_data: str | None = None                # dataset root with a held-out split, e.g. data/emoji-v2
     evaluator: str | None = None                # evaluator folder (default: weights/evaluator)
     sample_prompts: list[str] | None = None     # default: 8 captions spread over the dataset
     sample_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])

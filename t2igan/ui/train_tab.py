@@ -10,6 +10,7 @@ from PIL import Image
 from ..data import DataConfig, DatasetError, load_captioned_images
 from ..job import JobError, TrainingJob, active_job
 from ..text import DEFAULT_ENCODER
+from ..paths import EMOJI_DATA
 from ..pipeline import finite_number, whole_number
 from ..training import CHECKPOINT, KEEP, TrainConfig
 from ..training.recipes import DEFAULT_FINE_TUNE, DEFAULT_NEW, configs_from_recipe, load_recipe
@@ -20,7 +21,7 @@ from .messages import public, refusal
 from .state import Studio, outputs_dir, visitor
 
 SCRATCH = "(new model from scratch)"
-EMOJI = "built emoji dataset (data/emoji/train)"
+EMOJI = f"built emoji dataset ({EMOJI_DATA}/train)"
 UPLOAD = "my upload"
 MAX_STEPS, MAX_BATCH, MAX_SLIDER_STEPS = 100_000, 1024, 5000
 AUGMENT = ["translation", "cutout"]  # the form's DiffAugment default
@@ -30,14 +31,14 @@ LOSSES = {"d": "D total", "d_real": "D real", "d_fake": "D fake", "d_mismatch": 
 
 
 def emoji_data_dir() -> Path:
-    return weights_dir().parent / "data" / "emoji" / "train"
+    return weights_dir().parent / EMOJI_DATA / "train"
 
 
 def resolve_data(studio: Studio, source: str, files) -> Path:
     if source == EMOJI:
         path = emoji_data_dir()
         if not path.is_dir():
-            raise DatasetError("the emoji dataset is not built yet: run `t2igan data emoji --out data/emoji`")
+            raise DatasetError(f"the emoji dataset is not built yet: run `t2igan data emoji` (it writes {EMOJI_DATA})")
         return path
     paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
     return stage_uploads(paths, outputs_dir() / "uploads")

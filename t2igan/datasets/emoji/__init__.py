@@ -22,7 +22,7 @@ linked by ``obsoletes``/``obsoleted_by``, are grouped together), so no test conc
 is ever seen in training.
 
 One module per job: ``sources`` (the npm packages and their licences), ``sets`` (the SVG sets), ``captions``,
-``split`` and ``build``. Command line: ``t2igan data emoji --out data/emoji``.
+``split`` and ``build``. Command line: ``t2igan data emoji`` (all five sets into ``data/emoji-v2``).
 """
 from .build import EmojiBuildReport, build_emoji_dataset
 from .captions import captions_for, dominant_colour, skin_tone_words

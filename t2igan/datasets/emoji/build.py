@@ -116,7 +116,7 @@ def _render_set(entries: list[dict], svgs: dict[str, str], name: str, resolution
 
 def build_emoji_dataset(
     out_dir,
-    vendors=("google", "twitter"),
+    vendors=tuple(ALL_SOURCES),
     version="16.0.0",
     cache_dir=None,
     test_fraction=0.05,
