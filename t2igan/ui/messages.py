@@ -20,13 +20,15 @@ _ABSOLUTE = re.compile(r"(?<![\w.~:/\\-])(?:[A-Za-z]:)?[\\/](?:[^\s\\/'\"`()<>|,
 def _roots() -> list[tuple[str, str]]:
     from gradio.utils import get_upload_folder
 
-    roots = [(weights_dir(), "weights"), (outputs_dir(), "outputs"), (Path(get_upload_folder()).resolve(), "uploads")]
+    roots = [(weights_dir(), "weights"), (outputs_dir(), "outputs"), (Path(get_upload_folder()).resolve(), "uploads"),
+             (weights_dir().parent / "data", "data")]  # built datasets (the Train tab's emoji set)
     return sorted(((str(p), label) for p, label in roots), key=lambda r: -len(r[0]))  # the deepest folder first
 
 
 def public(text: str) -> str:
     """`text` with a visitor's staged upload named as they uploaded it ('shapes.zip', not its staging folder), the
-    app's folders written as 'weights/…', 'outputs/…', 'uploads/…' and any other absolute path cut to its last part."""
+    app's folders written as 'weights/…', 'outputs/…', 'uploads/…', 'data/…' and any other absolute path cut to its
+    last part."""
     staged = re.escape(str(outputs_dir() / "uploads"))
     text = re.sub(staged + r"[\\/][^\\/\s]+[\\/]", "", text)  # outputs/uploads/<one upload>/name → name
     for root, label in _roots():
