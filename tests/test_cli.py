@@ -201,7 +201,7 @@ def test_directions_are_found_measured_and_renamed(tiny_pipe, weights_root, tmp_
 
 def test_emoji_defaults_are_the_sets_the_shipped_models_were_trained_on():
     """`t2igan data emoji` builds, and `t2igan eval` and the Train tab read, one dataset: the five sets the shipped
-    models were trained on, where their cards say (a build of two sets under another folder was the default before)."""
+    models were trained on, where their cards say (before, the default was a two-set build in another folder)."""
     from t2igan.cli import build_parser
     from t2igan.paths import EMOJI_DATA, weights_dir
     from t2igan.ui.train_tab import EMOJI, emoji_data_dir
