@@ -515,6 +515,38 @@ def test_distillation_trains_a_narrower_student_towards_its_teacher(tmp_path, sh
     assert "adversarial 0 leaves nothing to learn from" in capsys.readouterr().err
 
 
+def test_critics_can_judge_a_student_against_its_teachers_drawings(tmp_path, shapes, monkeypatch, capsys):
+    """critic_real = "teacher": the critics' real side is the teacher's drawing of the fake side's noise and
+    captions. A student that starts as a copy of its teacher (no augmentation) therefore shows the critic the same
+    images on both sides; with the data as real it does not. Asking for it without a teacher is refused."""
+    from t2igan.cli import main
+    from t2igan.training import loop
+
+    seen = []
+
+    class Recording(loop.CriticLoss):
+        def __call__(self, critic, real, fake, *args, **kwargs):
+            seen.append((real.detach().clone(), fake.detach().clone()))
+            return super().__call__(critic, real, fake, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "CriticLoss", Recording)
+    base = ["train", "--data", str(shapes), "--batch-size", "4", "--resolution", "32", "--precision", "fp32", "--quiet",
+            "--set", "augment=none", "--set", "keep=0"]
+    teacher = tmp_path / "teacher"
+    assert main(base + ["--steps", "1", "--out", str(teacher), "--run-dir", str(tmp_path / "run-t"),
+                        "--set", "g_channels=[16,12,8,8]"]) == 0
+    for real_side in ("teacher", "data"):
+        seen.clear()
+        assert main(base + ["--steps", "1", "--out", str(tmp_path / real_side), "--run-dir", str(tmp_path / f"r-{real_side}"),
+                            "--init", str(teacher), "--set", f"teacher={teacher}", "--set", f"critic_real={real_side}"]) == 0
+        real, fake = seen[0]
+        assert real.shape == fake.shape
+        assert torch.allclose(real, fake, atol=1e-5) == (real_side == "teacher")
+    assert main(base + ["--steps", "1", "--out", str(tmp_path / "x"), "--run-dir", str(tmp_path / "run-x"),
+                        "--set", "critic_real=teacher"]) == 1
+    assert "critic_real 'teacher' needs a teacher" in capsys.readouterr().err
+
+
 def test_cli_train_with_another_text_encoder_from_a_folder(tmp_path, shapes, capsys):
     """--encoder: a new model on any transformers encoder; one from a local folder travels inside the model folder."""
     import shutil

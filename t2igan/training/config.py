@@ -69,6 +69,9 @@ class TrainConfig:
     distill: float = 1.0                        # with teacher: the weight of that match
     adversarial: float = 1.0                    # G's adversarial weight; 0 skips the critics (a distillation's match
                                                 # stage: the teacher alone says what to draw)
+    critic_real: str = "data"                   # what the critics see as real: "data" (the pictures), or "teacher":
+                                                # its drawings for the same noise and captions, so that a student's
+                                                # polish is judged against what it copies (sharpness included)
     keep_prompts: list[str] | None = None       # those prompts (default: sheet.SHEET_PROMPTS); near-paraphrases of the
                                                 # data's captions are left out
     log_every: int = 10
@@ -117,6 +120,10 @@ def validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+    if cfg.critic_real not in ("data", "teacher"):
+        raise ValueError(f"critic_real must be 'data' or 'teacher', got {cfg.critic_real!r}")
+    if cfg.critic_real == "teacher" and not cfg.teacher:
+        raise ValueError("critic_real 'teacher' needs a teacher: set teacher to the model to distil")
     if cfg.adversarial == 0 and not (cfg.teacher and cfg.distill > 0):
         raise ValueError("adversarial 0 leaves nothing to learn from: set a teacher (distillation) with distill > 0")
     if not (isinstance(cfg.mixing, (int, float)) and 0 <= cfg.mixing <= 0.5):

@@ -75,6 +75,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Ca
             if cfg.adversarial > 0:
                 with torch.no_grad(), run.autocast():
                     fake = G(z, e)
+                    if cfg.critic_real == "teacher":  # the teacher's drawing of the same noise and caption as real
+                        real = run.teacher(z, e).float()
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake.float(), policy)
                 d = critic_loss(D, real_in, fake_in, e, e_wrong, penalty=critic_loss.penalty_due(run.step),
                                 text_scale=run.D_plain.text_map.scale)
