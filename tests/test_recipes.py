@@ -13,9 +13,11 @@ def test_shipped_recipes_load_into_train_configs():
     assert (ft.steps, ft.batch_size, ft.lr_g, ft.lr_d, ft.keep, ft.mixing) == (400, 16, 1e-4, 2e-4, None, 0.0)
     (v2,) = configs_from_recipe("emoji-64-v2", data="d", out="o", init="emoji-64")
     assert v2.mixing == 0.25 and v2.balance_by == "base" and v2.feature_critic == "runs/features-emoji-v2"
-    match, polish = configs_from_recipe("emoji-64-v2-fast", data="d", out="o", init="emoji-64-v2")
-    assert match.teacher == polish.teacher == "emoji-64-v2" and match.init == "emoji-64-v2" and polish.init == match.out
+    match, polish, sharpen = configs_from_recipe("emoji-64-v2-fast", data="d", out="o", init="emoji-64-v2")
+    assert match.teacher == polish.teacher == sharpen.teacher == "emoji-64-v2" and match.init == "emoji-64-v2"
+    assert polish.init == match.out and sharpen.init == polish.out
     assert (match.adversarial, polish.adversarial) == (0.0, 1.0) and polish.g_channels is None  # the student's own
+    assert (polish.critic_real, sharpen.critic_real) == ("data", "teacher")
     (emoji,) = configs_from_recipe("emoji-64", data="d", out="o", init="emoji-64")
     assert emoji.balance_by == "base" and emoji.mode_seeking == 0.1 and emoji.ema_rampup is False
 

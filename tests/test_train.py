@@ -537,8 +537,9 @@ def test_critics_can_judge_a_student_against_its_teachers_drawings(tmp_path, sha
                         "--set", "g_channels=[16,12,8,8]"]) == 0
     for real_side in ("teacher", "data"):
         seen.clear()
-        assert main(base + ["--steps", "1", "--out", str(tmp_path / real_side), "--run-dir", str(tmp_path / f"r-{real_side}"),
-                            "--init", str(teacher), "--set", f"teacher={teacher}", "--set", f"critic_real={real_side}"]) == 0
+        run = ["--out", str(tmp_path / real_side), "--run-dir", str(tmp_path / f"r-{real_side}"), "--steps", "1"]
+        assert main(base + run + ["--init", str(teacher), "--set", f"teacher={teacher}",
+                                  "--set", f"critic_real={real_side}"]) == 0
         real, fake = seen[0]
         assert real.shape == fake.shape
         assert torch.allclose(real, fake, atol=1e-5) == (real_side == "teacher")
