@@ -3,6 +3,7 @@
 Generator G and discriminator D play a hinge-loss game on (image, caption) pairs:
   D learns: real image + its caption → high;  G(z, caption) + caption → low;  real image + another caption → low.
   G learns: make D score G(z, caption) + caption high.
+(With critic_real = "teacher" a distillation's "real image" is the teacher's drawing of the same noise and caption.)
 A matching-aware zero-centred gradient penalty (DF-GAN's MA-GP) on real pairs keeps D smooth in both the image and
 the sentence, DiffAugment stops D memorising small data, and an EMA copy of G is what samples and the model folder use.
 
