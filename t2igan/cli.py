@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=7860)
     ap.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                    help="require a login (a training job then belongs to the login, across page reloads)")
+                    help="require a login (a training job then belongs to the login, on any browser)")
     ap.add_argument("--device", default=None, help="auto | cuda | mps | cpu")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per request (default: every core, one while a job trains)")

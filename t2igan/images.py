@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 def make_grid(images: list[Image.Image], cols: int | None = None, pad: int = 2, fill=(255, 255, 255)) -> Image.Image:
@@ -64,7 +64,9 @@ def picture_tensor(picture, resolution: int, background=(255, 255, 255)):
             image.seek(0)  # an animation: its first frame
         image.load()
     except (OSError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{Path(str(name)).name} is not a picture this can read ({e})") from None
+        # Pillow names the file by the path it was given (an upload's is on the server): say why without it
+        why = "not an image format it knows" if isinstance(e, UnidentifiedImageError) else str(e)
+        raise ValueError(f"{Path(str(name)).name} is not a picture this can read ({why})") from None
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grayscale: scale its range to 8 bits
         a = np.asarray(image, dtype=np.float64)
         top = 65535.0 if a.max() > 255 else 255.0

@@ -61,6 +61,16 @@ def test_interpolate(app_env):
     assert Image.open(gif).n_frames >= 6
     frames, gif, status = app_env["client"].predict("a red circle", "", "tiny", 3, 3, 6, 0.8, api_name="/interpolate")
     assert frames == [] and gif is None and "⚠️" in status and "another end" in status
+    # the page sends the To-seed box's text: empty is the same seed, anything but a whole number is named
+    frames, _, status = app_env["client"].predict(prompt_a="a red circle", prompt_b="a blue square", model="tiny",
+                                                  seed_a=3, seed_b="", frames=4, truncation=0.8, api_name="/interpolate")
+    assert len(frames) == 4, status
+    frames, _, status = app_env["client"].predict(prompt_a="a red circle", prompt_b="", model="tiny", seed_a=3,
+                                                  seed_b=" 5 ", frames=4, truncation=0.8, api_name="/interpolate")
+    assert len(frames) == 4, status
+    frames, _, status = app_env["client"].predict(prompt_a="a red circle", prompt_b="", model="tiny", seed_a=3,
+                                                  seed_b="five", frames=4, truncation=0.8, api_name="/interpolate")
+    assert frames == [] and "to seed must be a whole number" in status
 
 
 def test_bad_upload_is_reported(app_env, tmp_path):
@@ -342,7 +352,8 @@ def test_invert_and_edit_through_the_api(app_env, tmp_path):
     (tmp_path / "fake.png").write_text("no picture")
     pair, latent, status = client.predict(picture=handle_file(str(tmp_path / "fake.png")), prompt="", model="tiny",
                                           steps=3, api_name="/invert")
-    assert pair == [] and latent is None and "not a picture this can read" in status
+    assert pair == [] and latent is None and "fake.png is not a picture this can read" in status
+    assert "/" not in status.split("fake.png", 1)[1], status  # no server path (Gradio's upload cache) after the name
 
 
 def test_requests_take_turns_on_one_compute_thread():

@@ -94,6 +94,12 @@ def test_type_prompt_images_appear(page, served):
     rendering = page.eval_on_selector("#gallery img", "e => getComputedStyle(e).imageRendering")
     assert rendering == "pixelated", "enlarged images keep crisp pixels"
     page.screenshot(path=str(served["shots"] / "generate.png"), full_page=True)
+    box = page.locator("#prompt textarea")
+    box.fill("")
+    box.press("Enter")
+    page.wait_for_selector("#gen-status :text('prompt is empty')", timeout=30_000)
+    assert page.locator("#gallery input[type=file]").count() == 0, "the empty gallery offers no upload"
+    draw_prompt(page, "a red apple")  # the next tests start from a drawn prompt
 
 
 def release_slider(page, elem_id: str, fraction: float) -> None:
@@ -211,7 +217,11 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
                             [timed_slider(page, "truncation", 0.35 + 0.06 * i) for i in range(8)])
     print(json.dumps(result))
     (served["shots"] / "latency-training.json").write_text(json.dumps(result))
+    page.reload()  # the same browser after a reload: still its job, with its controls and samples
+    page.wait_for_selector("#gallery img", timeout=60_000)
     page.get_by_role("tab", name="Train").click()
+    page.wait_for_selector("#train-sample img", timeout=60_000)
+    assert "another visitor" not in page.inner_text("#train-status")
     page.click("#train-pause")
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('paused')",
                            timeout=60_000)
@@ -222,10 +232,22 @@ def test_train_tab_fine_tune_flow(page, served, tmp_path):
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('stopped')",
                            timeout=120_000)
     assert (served["weights"] / "browser-ft" / "model_index.json").is_file()
+    page.click("#train-base input")  # a base for the next fine-tune
+    page.wait_for_selector("ul[role=listbox] :text('browser-ft')", timeout=30_000)
+    page.keyboard.press("Escape")
     page.get_by_role("tab", name="Generate").click()
     page.click("#model-dropdown input")
     page.wait_for_selector("ul[role=listbox] :text('browser-ft')", timeout=30_000)
     page.keyboard.press("Escape")
+    fresh = page.context.browser.new_context()  # a page opened now lists it without visiting the Train tab
+    try:
+        other = fresh.new_page()
+        other.goto(served["url"])
+        other.wait_for_selector("#gallery img", timeout=60_000)
+        other.click("#model-dropdown input")
+        other.wait_for_selector("ul[role=listbox] :text('browser-ft')", timeout=30_000)
+    finally:
+        fresh.close()
 
 
 def test_random_seed_mixing_and_interpolation(page, served):
@@ -248,6 +270,7 @@ def test_random_seed_mixing_and_interpolation(page, served):
     release_slider(page, "mix-weight", 0.6)
     wait_change(page, before)
     page.get_by_text("Interpolate", exact=True).first.click()
+    assert page.locator("#interp-seed-b textarea, #interp-seed-b input").first.input_value() == ""  # same seed
     page.click("#interpolate-btn")
     page.wait_for_selector("#interp-frames img", timeout=60_000)
     page.wait_for_selector("#interp-gif a, #interp-gif :text('.gif')", timeout=60_000)

@@ -40,8 +40,9 @@ def test_any_picture_becomes_one_square_tensor(tmp_path):
     with pytest.raises(ValueError, match="huge.png is 7000×6000 pixels: at most 40 megapixels"):
         picture_tensor(str(tmp_path / "huge.png"), 8)
     (tmp_path / "notes.png").write_text("not a picture")
-    with pytest.raises(ValueError, match="notes.png is not a picture this can read"):
+    with pytest.raises(ValueError, match="notes.png is not a picture this can read") as refused:
         picture_tensor(str(tmp_path / "notes.png"), 8)
+    assert str(tmp_path) not in str(refused.value)  # no server path
 
 
 def test_lpips_is_a_distance(lpips):

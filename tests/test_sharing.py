@@ -172,6 +172,22 @@ def texts(value) -> list[str]:
     return []
 
 
+def test_a_browser_keeps_its_id_across_reloads_and_no_other_has_it():
+    """The Train tab's owner of a job: the login, else the id a page stores in its browser, else the page's session."""
+    from types import SimpleNamespace
+
+    from t2igan.ui.state import browser_id, visitor
+
+    page, reloaded = SimpleNamespace(username=None, session_hash="s1"), SimpleNamespace(username=None, session_hash="s2")
+    mine = browser_id(None)
+    assert browser_id(mine) == mine and browser_id(None) != mine  # kept on reload; another browser gets its own
+    assert visitor(page, mine) == visitor(reloaded, mine) != visitor(reloaded, browser_id(None))
+    for forged in ("", "x" * 31, "../" * 11, 5, {"id": mine}):
+        assert visitor(reloaded, forged) == "session:s2" and browser_id(forged) != forged
+    assert visitor(SimpleNamespace(username="ann", session_hash="s3"), mine) == "user:ann"
+    assert visitor(None, mine) == "local"
+
+
 def test_second_visitor_sees_that_a_job_runs_not_its_data_or_controls(app_env, tmp_path):
     owner, other = app_env["client"], Client(f"http://127.0.0.1:{app_env['port']}/", verbose=False)
     z = zipped_shapes(tmp_path)
@@ -353,7 +369,7 @@ def test_nan_in_the_train_form_gets_words(app_env, tmp_path):
                                 ("lr_g", float("inf"), "G learning rate must be a number between"),
                                 ("batch_size", -3, "batch size must be between")]:
         form = dict(source="my upload", files=files, base="tiny", name="nan-run", steps=10, batch_size=4,
-                    lr_g=1e-4, lr_d=2e-4, augment=[], keep=0.0, balance_by="", encoder="minilm")
+                    lr_g=1e-4, lr_d=2e-4, augment=[], keep=0.0, balance_by="", encoder="minilm", browser=None)
         form[field] = value
         (answer,) = call_raw(app_env["port"], "train_start", list(form.values()))
         assert answer.startswith("⚠️") and words in answer, (field, answer)

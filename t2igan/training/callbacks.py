@@ -136,8 +136,8 @@ def save_model(run: Run) -> None:
 
 
 class Samples(Periodic):
-    """A grid of the EMA generator's images (rows: prompts, columns: fixed seeds) at the start, every `every` steps
-    and at the end, in the run folder's samples/."""
+    """A grid of the EMA generator's images (each row: two prompts, each across the fixed seeds) at the start, every
+    `every` steps and at the end, in the run folder's samples/."""
 
     def act(self, run: Run) -> None:
         if not run.main:

@@ -45,16 +45,19 @@ def build_app(device: str | None = None, threads: int | None = None) -> gr.Block
             gr.Markdown("**No trained model yet.** `weights/` holds no model folder, so there is nothing to "
                         "generate with. Train one in the Train tab or with `t2igan train`, or restore `weights/` "
                         "from git.", elem_id="no-model")
+        browser = gr.BrowserState(None, storage_key="t2igan-browser")  # this browser's id: a reload keeps its job
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 gen = generate_tab.build(studio)
             with gr.Tab("Edit", id="edit"):
                 edit = edit_tab.build(studio, gen["model"])
             with gr.Tab("Train", id="train"):
-                train_tab.build(studio, gen["model"])
+                train = train_tab.build(studio, gen["model"], browser)
             with gr.Tab("Model", id="model"):
                 model_tab.build(studio, gen["model"])
         gen["send"].click(_first_image, gen["gallery"], [edit["picture"], tabs], api_visibility="private")
+        # every page: the models under weights/ now (saved since launch too) and this browser's id
+        demo.load(*train["load"], api_visibility="private", show_progress="hidden")
         if list_models():
             demo.load(gen["run"], gen["inputs"], [gen["gallery"], gen["status"]], api_visibility="private")
     demo.studio = studio

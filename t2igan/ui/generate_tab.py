@@ -58,7 +58,13 @@ def interpolate(studio: Studio, prompt_a: str, prompt_b: str, model: str | None,
     """Frames between two prompts/seeds: (strip images, GIF file, status)."""
     try:
         seed_a = whole_number(seed_a, "from seed", 0, SEED_MAX)
-        seed_b = None if seed_b is None or seed_b == "" else whole_number(seed_b, "to seed", 0, SEED_MAX)
+        if isinstance(seed_b, str):  # the page sends the box's text: empty means the same seed
+            text = seed_b.strip()
+            try:
+                seed_b = int(text) if text else None
+            except ValueError:
+                seed_b = text  # whole_number names it
+        seed_b = None if seed_b is None else whole_number(seed_b, "to seed", 0, SEED_MAX)
         pipe = studio.pipeline(model)
         torch.set_num_threads(studio.generation_threads())
         images = pipe.interpolate(prompt_a, (prompt_b or "").strip() or None, seed_a=seed_a, seed_b=seed_b,
@@ -165,7 +171,8 @@ def build(studio: Studio) -> dict:
     go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
     status = gr.Markdown(elem_id="gen-status")
     gallery = gr.Gallery(label="Images (PNG downloads at native resolution)", columns=4, height="auto",
-                         format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain")
+                         format="png", elem_id="gallery", elem_classes=["pixelated"], object_fit="contain",
+                         interactive=False)  # it also feeds "Edit the first image": no upload box in it
     send = gr.Button("Edit the first image", size="sm", elem_id="send-to-edit")
 
     inputs = [prompt, model, seed, n, truncation, variation, mix_prompt, mix_weight, style, fine_prompt, split,
@@ -209,7 +216,9 @@ def build(studio: Studio) -> dict:
             prompt_b = gr.Textbox(label="To prompt (empty: same prompt)", value="a green apple")
         with gr.Row():
             seed_a = number(label="From seed", value=0, precision=0, minimum=0)
-            seed_b = number(label="To seed (empty: same seed)", value=None, precision=0, minimum=0)
+            # a text box: Gradio's number box shows and sends 0 for "empty"
+            seed_b = gr.Textbox(label="To seed (empty: same seed)", value="", placeholder="same as From seed",
+                                elem_id="interp-seed-b")
             frames = slider(2, 32, value=8, step=1, label="Frames")
             trunc_i = slider(0.0, 2.0, value=truncation_default, step=0.05, label="Truncation")
         go_i = gr.Button("Interpolate", elem_id="interpolate-btn")
@@ -218,7 +227,7 @@ def build(studio: Studio) -> dict:
         gif = gr.File(label="Animated GIF", elem_id="interp-gif")
         status_i = gr.Markdown()
 
-        def run_interpolate(prompt_a: str, prompt_b: str, model: str | None, seed_a: float, seed_b: float | None,
+        def run_interpolate(prompt_a: str, prompt_b: str, model: str | None, seed_a: float, seed_b: str | float | None,
                             frames: float, truncation: float):
             return studio.compute(interpolate, studio, prompt_a, prompt_b, model, seed_a, seed_b, frames, truncation)
 

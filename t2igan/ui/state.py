@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -47,12 +49,25 @@ def private_file(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"t2igan-{uuid.uuid4().hex}-", dir=root)) / name
 
 
-def visitor(request) -> str:
-    """Who is asking: the login when the app has one (it survives page reloads), else Gradio's session of this page
-    or API client."""
+def visitor(request, browser: str | None = None) -> str:
+    """Who is asking: the login when the app has one, else the page's browser id (`browser_id`, kept in the browser's
+    storage: both survive page reloads), else Gradio's session of this page or API client."""
     if request is None:
         return "local"  # called from Python, not through the server
-    return f"user:{request.username}" if getattr(request, "username", None) else f"session:{request.session_hash}"
+    if getattr(request, "username", None):
+        return f"user:{request.username}"
+    if isinstance(browser, str) and _BROWSER_ID.fullmatch(browser):
+        return f"browser:{browser}"
+    return f"session:{request.session_hash}"
+
+
+_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def browser_id(stored: str | None) -> str:
+    """Page load: this browser's id as stored, or a new unguessable one to store (gr.BrowserState, encrypted with a
+    secret of this app run), so that a reload finds its own training job again."""
+    return stored if isinstance(stored, str) and _BROWSER_ID.fullmatch(stored) else secrets.token_urlsafe(24)
 
 
 class Studio:

@@ -18,7 +18,7 @@ from ..uploads import UploadError, stage_uploads
 from ..weights import check_new_name, list_encoders, list_models, weights_dir
 from .inputs import number, slider
 from .messages import public, refusal
-from .state import Studio, outputs_dir, visitor
+from .state import Studio, browser_id, outputs_dir, visitor
 
 SCRATCH = "(new model from scratch)"
 EMOJI = f"built emoji dataset ({EMOJI_DATA}/train)"
@@ -155,15 +155,14 @@ def poll(studio: Studio, known_models: list[str], shown_sample: str | None, who:
     """Timer tick: status, loss chart, latest sample grid, log, the model list when it changed, and which sample grid
     this page shows. Another visitor's job shows only its name, step and ETA."""
     job = studio.job
-    models = list_models()
-    dropdown = gr.update(choices=models) if models != known_models else gr.skip()
+    menus = model_lists(known_models)
     if job is None:
-        return "No training job yet.", None, None, "", dropdown, models, None
+        return "No training job yet.", None, None, "", *menus, None
     s = job.status()
     line = _progress_line(s)
     if not studio.owns_job(who):
         return (line + "\n\n*(started by another visitor: its data, samples and log are theirs)*", None, None, "",
-                dropdown, models, None)
+                *menus, None)
     if s["error"]:
         line += f"\n\n⚠️ {public(s['error'])}"
     events = job.events()
@@ -177,7 +176,16 @@ def poll(studio: Studio, known_models: list[str], shown_sample: str | None, who:
     sample = gr.skip() if not samples or samples[-1] == shown_sample else _read_image(samples[-1])
     log = "\n".join(public(e.get("message") or f"{e['type']} {e.get('path', e.get('state', ''))}")
                     for e in events if e["type"] in ("log", "checkpoint", "saved", "state", "error", "done"))[-4000:]
-    return line, chart, sample, log, dropdown, models, samples[-1] if samples else None
+    return line, chart, sample, log, *menus, samples[-1] if samples else None
+
+
+def model_lists(known: list[str] | None = None) -> tuple:
+    """Page load and timer tick: (Generate's model menu, Train's "Start from" menu, the models under weights/), the
+    menus updated only where the list differs from `known` (a model saved or removed since)."""
+    models = list_models()
+    if models == known:
+        return gr.skip(), gr.skip(), models
+    return gr.update(choices=models), gr.update(choices=[*models, SCRATCH]), models
 
 
 def _read_image(path: str):
@@ -204,7 +212,9 @@ def status_api(studio: Studio, who: str = "local") -> dict:
     return status
 
 
-def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
+def build(studio: Studio, model_dropdown: gr.Dropdown, browser: gr.BrowserState) -> dict:
+    """The Train tab; `browser` holds the page's browser id (state.browser_id; outside the tabs, which the page builds
+    only when first shown). Returns what the app runs on page load: (function, inputs, outputs)."""
     with gr.Row():
         with gr.Column(scale=2):
             source = gr.Radio([UPLOAD, EMOJI], value=UPLOAD, label="Data")
@@ -246,7 +256,7 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
     status = gr.Markdown("No training job yet.", elem_id="train-status")
     with gr.Row():
         chart = gr.LinePlot(x="step", y="loss", color="series", title="Losses", height=300, elem_id="loss-chart")
-        sample = gr.Image(label="Latest samples (EMA generator; rows = prompts, columns = seeds)", type="pil",
+        sample = gr.Image(label="Latest samples (EMA generator; each row: two prompts, each across the same seeds)", type="pil",
                           elem_id="train-sample", elem_classes=["pixelated"], height=340)
     log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
     known = gr.State(list_models())
@@ -258,35 +268,43 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
 
     def train_start(source: str, files: list | None, staged: str | None, base: str, name: str, steps: float,
                     batch_size: float, lr_g: float, lr_d: float, augment: list[str], keep: float, balance_by: str,
-                    encoder: str, request: gr.Request):
+                    encoder: str, request: gr.Request, browser: str | None = None):
+        # browser: the id the page keeps in its browser (state.browser_id), so a reload finds its job; API clients
+        # leave it out and own a job by their session
         return start(studio, source, files, staged, base, name, steps, batch_size, lr_g, lr_d, augment, keep,
-                     balance_by, encoder, who=visitor(request))
+                     balance_by, encoder, who=visitor(request, browser))
 
-    def train_pause(request: gr.Request):
-        return control(studio, "pause", visitor(request))
+    def train_pause(request: gr.Request, browser: str | None = None):
+        return control(studio, "pause", visitor(request, browser))
 
-    def train_resume(request: gr.Request):
-        return control(studio, "resume", visitor(request))
+    def train_resume(request: gr.Request, browser: str | None = None):
+        return control(studio, "resume", visitor(request, browser))
 
-    def train_stop(request: gr.Request):
-        return control(studio, "stop", visitor(request))
+    def train_stop(request: gr.Request, browser: str | None = None):
+        return control(studio, "stop", visitor(request, browser))
 
     def train_status(request: gr.Request) -> dict:
         """Whether a job runs (model, step, total, it_s, eta_s, state; 'mine': started by this session); the
         visitor who started it also gets its last losses and error."""
         return status_api(studio, visitor(request))
 
-    def tick(known: list[str], shown: str | None, request: gr.Request):
-        return poll(studio, known, shown, visitor(request))
+    def tick(known: list[str], shown: str | None, browser: str | None, request: gr.Request):
+        return poll(studio, known, shown, visitor(request, browser))
+
+    def on_load(stored: str | None):
+        return (*model_lists(), browser_id(stored))
 
     check_btn.click(check, [source, files, base, balance], [report, staged], api_name="check_data")
     base.change(base_changed, base, [encoder, steps, batch, lr_g, lr_d], api_visibility="private")
-    go.click(train_start, [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder],
+    go.click(train_start,
+             [source, files, staged, base, name, steps, batch, lr_g, lr_d, augment, keep, balance, encoder, browser],
              message, api_name="train_start")
-    pause.click(train_pause, None, message, api_name="train_pause")
-    resume.click(train_resume, None, message, api_name="train_resume")
-    stop.click(train_stop, None, message, api_name="train_stop")
+    pause.click(train_pause, browser, message, api_name="train_pause")
+    resume.click(train_resume, browser, message, api_name="train_resume")
+    stop.click(train_stop, browser, message, api_name="train_stop")
     gr.api(train_status, api_name="train_status")
     timer = gr.Timer(1.0)
-    timer.tick(tick, [known, shown_sample], [status, chart, sample, log, model_dropdown, known, shown_sample],
+    timer.tick(tick, [known, shown_sample, browser],
+               [status, chart, sample, log, model_dropdown, base, known, shown_sample],
                api_visibility="private", show_progress="hidden", concurrency_id="poll", concurrency_limit=4)
+    return {"load": (on_load, browser, [model_dropdown, base, known, browser])}
