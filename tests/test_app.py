@@ -205,8 +205,10 @@ def test_model_card_hides_images_the_app_cannot_serve(tiny_pipe, tmp_path, monke
     monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path))
     tiny_pipe.save_pretrained(tmp_path / "carded")
     (tmp_path / "carded" / "README.md").write_text(
-        "# carded\n![prompt sheet](../../assets/sheet.png)\n![logo](https://example.org/logo.png)\n")
+        "# carded\n![prompt sheet](../../assets/sheet.png)\n![logo](https://example.org/logo.png)\n"
+        "A student of [`teacher`](../teacher/README.md), see [DF-GAN](https://arxiv.org/abs/2008.05865).\n")
     text = card("carded")
+    assert "A student of `teacher`, see [DF-GAN](https://arxiv.org/abs/2008.05865)." in text  # no dead link
     assert "../../assets/sheet.png" not in text and "prompt sheet" in text  # a note instead of a broken image
     assert "![logo](https://example.org/logo.png)" in text                  # web images are left to the browser
     assert card("missing").startswith("⚠️")
@@ -372,3 +374,13 @@ def test_requests_take_turns_on_one_compute_thread():
     with ThreadPoolExecutor(1) as pool:
         nested = pool.submit(studio.compute, studio.compute, where)
         assert nested.result(timeout=10).startswith("t2igan-compute")
+
+
+def test_progress_line_gives_an_eta_only_while_a_job_has_steps_left():
+    from t2igan.ui.train_tab import _progress_line
+
+    s = {"state": "running", "step": 20, "total": 300, "it_s": 4.0, "eta_s": 70.0, "out": "weights/mine"}
+    assert _progress_line(s) == "**running** · step 20 / 300 · 4.00 it/s · ETA 1.2 min · model → `mine`"
+    for done in ("stopped", "completed", "failed"):
+        assert "ETA" not in _progress_line({**s, "state": done}) and f"**{done}** · step 20 / 300" in _progress_line(
+            {**s, "state": done})

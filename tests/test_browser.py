@@ -267,6 +267,9 @@ def test_random_seed_mixing_and_interpolation(page, served):
             break
     assert mix.input_value() == "a blue heart"
     before = gallery_srcs(page)
+    mix.press("Enter")  # Enter in the second prompt draws, as in the other prompt boxes
+    wait_change(page, before)
+    before = gallery_srcs(page)
     release_slider(page, "mix-weight", 0.6)
     wait_change(page, before)
     page.get_by_text("Interpolate", exact=True).first.click()
@@ -402,6 +405,16 @@ def test_upload_invert_and_edit(page, served, tmp_path):
                            timeout=60_000)
     assert "images in" in page.inner_text("#edit-status")
     page.screenshot(path=str(served["shots"] / "edit.png"), full_page=True)
+
+
+def test_edit_the_first_image_takes_it_and_its_prompt_to_the_edit_tab(page, served):
+    page.get_by_role("tab", name="Generate").click()
+    draw_prompt(page, "a blue heart")
+    page.click("#send-to-edit")
+    page.wait_for_selector("#edit-picture img", timeout=30_000)
+    assert page.locator("#edit-shows textarea, #edit-shows input").first.input_value() == "a blue heart"
+    page.click("#invert-btn")
+    page.wait_for_selector("#invert-status :text('LPIPS')", timeout=120_000)
 
 
 def test_model_tab(page, served):

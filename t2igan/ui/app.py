@@ -25,14 +25,14 @@ def _keep_gradio_files_in_outputs() -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(outputs_dir() / "gradio-cache")
 
 
-def _first_image(gallery):
-    """Generate → Edit: the first image of the gallery becomes the Edit tab's picture."""
+def _first_image(gallery, prompt: str):
+    """Generate → Edit: the first image of the gallery becomes the Edit tab's picture, its prompt what it shows."""
     if not gallery:
-        return gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update()
     first = gallery[0]
     image = first[0] if isinstance(first, (list, tuple)) else first
     return getattr(image, "path", None) or (image.get("path") if isinstance(image, dict) else image), \
-        gr.Tabs(selected="edit")
+        (prompt or "").strip(), gr.Tabs(selected="edit")
 
 
 def build_app(device: str | None = None, threads: int | None = None) -> gr.Blocks:
@@ -55,7 +55,8 @@ def build_app(device: str | None = None, threads: int | None = None) -> gr.Block
                 train = train_tab.build(studio, gen["model"], browser)
             with gr.Tab("Model", id="model"):
                 model_tab.build(studio, gen["model"])
-        gen["send"].click(_first_image, gen["gallery"], [edit["picture"], tabs], api_visibility="private")
+        gen["send"].click(_first_image, [gen["gallery"], gen["prompt"]], [edit["picture"], edit["shows"], tabs],
+                          api_visibility="private")
         # every page: the models under weights/ now (saved since launch too) and this browser's id
         demo.load(*train["load"], api_visibility="private", show_progress="hidden")
         if list_models():

@@ -124,4 +124,4 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
         moved.release(run_edit, edit_inputs, [result, status], api_visibility="private", concurrency_id="gen",
                       trigger_mode="always_last", show_progress="hidden")
     model.change(lambda m: gr.update(**split_control(m, EDIT_LEVELS)), model, split, api_visibility="private")
-    return {"picture": picture}
+    return {"picture": picture, "shows": shows}

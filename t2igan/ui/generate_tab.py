@@ -198,6 +198,7 @@ def build(studio: Studio) -> dict:
     for moved in (n, truncation, variation, mix_weight, split, *sliders):
         moved.release(run, inputs, [gallery, status], trigger_mode="always_last", **live)
     seed.submit(run, inputs, [gallery, status], **live)
+    mix_prompt.submit(run, inputs, [gallery, status], **live)
     dice.click(lambda: random.randrange(2**31 - 1), None, seed, api_visibility="private").then(
         run, inputs, [gallery, status], api_visibility="private", concurrency_id="gen")
 
@@ -264,4 +265,5 @@ def build(studio: Studio) -> dict:
 
         go_v.click(run_video, [video_prompts, model, mode, seed, seconds, size, direction, truncation, style],
                    [video, webp, status_v], api_name="video", concurrency_id="gen")
-    return {"model": model, "gallery": gallery, "run": run, "inputs": inputs, "status": status, "send": send}
+    return {"model": model, "prompt": prompt, "gallery": gallery, "run": run, "inputs": inputs, "status": status,
+            "send": send}

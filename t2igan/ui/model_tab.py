@@ -16,10 +16,12 @@ from ..weights import NoModelError, resolve_model
 from .messages import refusal
 from .state import Studio, private_file
 
-# ![alt](target) with a relative target: the app serves nothing from model folders or the repository
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)  # a Hugging Face card's YAML header: metadata, not text
 MAX_CARD_CHARS = 64_000  # the shipped card is about 9 KB; a huge README from elsewhere is cut
+# ![alt](target) and [text](target) with a relative target: the app serves nothing from model folders or the
+# repository
 _LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?://|data:)[^)]*\)")
+_LOCAL_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?!https?://|mailto:|#)[^)]*\)")  # [text](../other/README.md)
 
 
 def card(model: str | None) -> str:
@@ -31,7 +33,8 @@ def card(model: str | None) -> str:
     readme = path / "README.md"
     if readme.is_file():
         text = _FRONT_MATTER.sub("", readme.read_text(encoding="utf-8", errors="replace"), count=1)[:MAX_CARD_CHARS]
-        return _LOCAL_IMAGE.sub(lambda m: f"*(image “{m.group(1)}” — see the model folder's README.md)*", text)
+        text = _LOCAL_IMAGE.sub(lambda m: f"*(image “{m.group(1)}” — see the model folder's README.md)*", text)
+        return _LOCAL_LINK.sub(r"\1", text)  # the link's words, without a target the app does not serve
     gen = json.loads((path / "generator" / "config.json").read_text())
     return (f"### {path.name}\n\nNo model card yet. Generator: {gen.get('resolution')} px, "
             f"widths {gen.get('channels')}, z {gen.get('z_dim')}.")

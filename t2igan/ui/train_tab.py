@@ -146,9 +146,10 @@ def control(studio: Studio, action: str, who: str = "local") -> str:
 
 
 def _progress_line(s: dict) -> str:
-    eta = f"{s['eta_s'] / 60:.1f} min" if s.get("eta_s") is not None else "–"
     it_s = f"{s['it_s']:.2f} it/s" if s.get("it_s") else "–"
-    return f"**{s['state']}** · step {s['step']} / {s['total']} · {it_s} · ETA {eta} · model → `{Path(s['out']).name}`"
+    eta = f"{s['eta_s'] / 60:.1f} min" if s.get("eta_s") is not None else "–"
+    eta = f" · ETA {eta}" if s["state"] in ("running", "paused") else ""  # a finished job has none left
+    return f"**{s['state']}** · step {s['step']} / {s['total']} · {it_s}{eta} · model → `{Path(s['out']).name}`"
 
 
 def poll(studio: Studio, known_models: list[str], shown_sample: str | None, who: str = "local"):
