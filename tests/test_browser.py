@@ -407,6 +407,23 @@ def test_upload_invert_and_edit(page, served, tmp_path):
     page.screenshot(path=str(served["shots"] / "edit.png"), full_page=True)
 
 
+def test_a_picture_that_cannot_be_read_gets_one_message(page, served, tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})  # a fresh Edit tab
+    try:
+        other = context.new_page()
+        other.goto(served["url"])
+        other.get_by_role("tab", name="Edit").click()
+        other.set_input_files("#edit-picture input[type=file]", str(tmp_path / "notes.png"))
+        other.wait_for_timeout(1000)
+        other.click("#invert-btn")
+        other.wait_for_selector("#invert-status :text('notes.png is not a picture this can read')", timeout=60_000)
+        other.wait_for_timeout(1000)  # the edit that follows a fit has run by now
+        assert "put a picture into the model" not in other.inner_text("#edit-status")
+    finally:
+        context.close()
+
+
 def test_edit_the_first_image_takes_it_and_its_prompt_to_the_edit_tab(page, served):
     page.get_by_role("tab", name="Generate").click()
     draw_prompt(page, "a blue heart")

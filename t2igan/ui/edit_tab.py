@@ -113,9 +113,12 @@ def build(studio: Studio, model: gr.Dropdown) -> dict:
                  source_prompt: str, seed: float, n: float, variation: float):
         return studio.compute(edit, studio, latent, prompt, model, strength, split, source_prompt, seed, n, variation)
 
+    def edit_after_fit(latent: str | None, *rest):  # no fit: its own status says why, without a second warning
+        return run_edit(latent, *rest) if latent else ([], "")
+
     edit_inputs = [latent, target, model, strength, split, source, seed, n, variation]
     go.click(run_invert, [picture, shows, model, steps], [pair, latent, fit_status], api_name="invert",
-             concurrency_id="gen").then(run_edit, edit_inputs, [result, status], api_visibility="private",
+             concurrency_id="gen").then(edit_after_fit, edit_inputs, [result, status], api_visibility="private",
                                         concurrency_id="gen")
     target.submit(run_edit, edit_inputs, [result, status], api_name="edit", concurrency_id="gen")
     source.submit(run_edit, edit_inputs, [result, status], api_visibility="private", concurrency_id="gen")
