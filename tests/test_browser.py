@@ -437,10 +437,16 @@ def test_edit_the_first_image_takes_it_and_its_prompt_to_the_edit_tab(page, serv
 def test_model_tab(page, served):
     page.get_by_role("tab", name="Model").click()
     page.click("#sheet-btn")
-    page.wait_for_timeout(4000)
+    page.wait_for_selector("#sheet-img img", state="attached", timeout=60_000)
     # the viewport only: the whole model card is several screens long and unreadable as a README thumbnail
     page.screenshot(path=str(served["shots"] / "model.png"))
     assert page.locator("#model-card").inner_text().strip()
+    page.locator("#sheet-img img").scroll_into_view_if_needed()
+    page.wait_for_selector("#sheet-img img", timeout=30_000)  # shown (loaded lazily, once scrolled to)
+    assert page.locator("#sheet-img").bounding_box()["width"] > 1000, "the sheet at the page's width"
+    page.click("#export-zip")
+    page.wait_for_selector("#zip-msg :text('exported')", timeout=60_000)
+    assert page.inner_text("#sheet-msg").strip() == "", "each answer in its own place"
 
 
 def test_text_encoder_is_chosen_for_new_models_only(page, served):

@@ -79,12 +79,16 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
             card_md = gr.Markdown(card(model_dropdown.value), elem_id="model-card")
         with gr.Column(scale=2):
             sheet_btn = gr.Button("Render sample sheet", elem_id="sheet-btn")
-            sheet_img = gr.Image(label="Prompt sheet (4 seeds per prompt)", elem_classes=["pixelated"])
+            msg = gr.Markdown(elem_id="sheet-msg")
             zip_btn = gr.Button("Export as .zip", elem_id="export-zip")
             zip_file = gr.File(label="Pipeline folder (zip)")
+            zip_msg = gr.Markdown(elem_id="zip-msg")
             onnx_btn = gr.Button("Export generator as ONNX", elem_id="export-onnx")
             onnx_file = gr.File(label="ONNX generator (inputs: noise, sentence embedding)")
-            msg = gr.Markdown()
+            onnx_msg = gr.Markdown(elem_id="onnx-msg")  # each export keeps its own answer
+    # the sheet at the page's width: its labels are readable there
+    sheet_img = gr.Image(label="Prompt sheet (4 seeds per prompt)", elem_classes=["pixelated"], format="png",
+                         elem_id="sheet-img")
     model_dropdown.change(card, model_dropdown, card_md, api_visibility="private")
 
     def sample_sheet(model: str | None):
@@ -94,5 +98,5 @@ def build(studio: Studio, model_dropdown: gr.Dropdown) -> None:
         return studio.compute(export_onnx_file, studio, model)
 
     sheet_btn.click(sample_sheet, model_dropdown, [sheet_img, msg], api_name="sample_sheet", concurrency_id="gen")
-    zip_btn.click(export_zip, model_dropdown, [zip_file, msg], api_name="export_zip")
-    onnx_btn.click(onnx, model_dropdown, [onnx_file, msg], api_name="export_onnx")
+    zip_btn.click(export_zip, model_dropdown, [zip_file, zip_msg], api_name="export_zip")
+    onnx_btn.click(onnx, model_dropdown, [onnx_file, onnx_msg], api_name="export_onnx")
