@@ -63,7 +63,8 @@ def test_interpolate(app_env):
     assert frames == [] and gif is None and "⚠️" in status and "another end" in status
     # the page sends the To-seed box's text: empty is the same seed, anything but a whole number is named
     frames, _, status = app_env["client"].predict(prompt_a="a red circle", prompt_b="a blue square", model="tiny",
-                                                  seed_a=3, seed_b="", frames=4, truncation=0.8, api_name="/interpolate")
+                                                  seed_a=3, seed_b="", frames=4, truncation=0.8,
+                                                  api_name="/interpolate")
     assert len(frames) == 4, status
     frames, _, status = app_env["client"].predict(prompt_a="a red circle", prompt_b="", model="tiny", seed_a=3,
                                                   seed_b=" 5 ", frames=4, truncation=0.8, api_name="/interpolate")

@@ -257,8 +257,8 @@ def build(studio: Studio, model_dropdown: gr.Dropdown, browser: gr.BrowserState)
     status = gr.Markdown("No training job yet.", elem_id="train-status")
     with gr.Row():
         chart = gr.LinePlot(x="step", y="loss", color="series", title="Losses", height=300, elem_id="loss-chart")
-        sample = gr.Image(label="Latest samples (EMA generator; each row: two prompts, each across the same seeds)", type="pil",
-                          elem_id="train-sample", elem_classes=["pixelated"], height=340)
+        sample = gr.Image(label="Latest samples (EMA generator; each row: two prompts, each across the same seeds)",
+                          type="pil", elem_id="train-sample", elem_classes=["pixelated"], height=340)
     log = gr.Textbox(label="Log", lines=6, max_lines=12, elem_id="train-log")
     known = gr.State(list_models())
 
