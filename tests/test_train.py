@@ -123,6 +123,38 @@ def test_fine_tune_from_model_folder(tmp_path, shapes):
     assert diff > 0
 
 
+def test_a_trained_model_gets_a_card_and_a_hand_written_one_is_kept(tmp_path, shapes):
+    """The saved folder's README.md: a Hugging Face card naming the base, the data and the steps, with the base's
+    licence; rewritten at each save while generated; never over a card written by hand."""
+    import dataclasses
+
+    import yaml
+
+    from t2igan.card import GENERATED
+
+    train(cfg(tmp_path, shapes, steps=1))
+    scratch = (tmp_path / "model" / "README.md").read_text()
+    meta = yaml.safe_load(scratch.split("---\n")[1])
+    assert meta["license"] == "other" and "base_model" not in meta and "from scratch" in scratch
+    pairs = len(list(shapes.glob("*.png")))
+    assert f"on {pairs} captioned pictures" in scratch and "1 steps at batch" in scratch
+    card = (tmp_path / "model" / "README.md")
+    card.write_text(scratch.replace("license: other", "license: cc-by-sa-4.0"))  # the user set a licence
+    train(cfg(tmp_path / "ft", shapes, init=str(tmp_path / "model"), steps=2))
+    tuned = (tmp_path / "ft" / "model" / "README.md").read_text()
+    meta = yaml.safe_load(tuned.split("---\n")[1])
+    assert meta["license"] == "cc-by-sa-4.0" and meta["base_model"] == "model" and GENERATED in tuned
+    assert "A fine-tune of `model`" in tuned and "2 steps at batch" in tuned
+    for section in ("## Uses", "## How to use", "## Training data", "## Training procedure", "## Evaluation",
+                    "## Known limitations"):
+        assert section in tuned, section
+    hand = "---\nlicense: mit\n---\n# mine\nWritten by hand.\n"
+    (tmp_path / "ft" / "model" / "README.md").write_text(hand)
+    again = cfg(tmp_path / "again", shapes, init=str(tmp_path / "model"), steps=1)
+    train(dataclasses.replace(again, out=str(tmp_path / "ft" / "model")))  # a new run saving into that folder
+    assert (tmp_path / "ft" / "model" / "README.md").read_text() == hand
+
+
 @pytest.mark.parametrize("rampup, decay", [(True, 0.1), (False, 0.999)])
 def test_fine_tune_ema_rampup_or_full_decay(tmp_path, shapes, rampup, decay):
     """After one fine-tuning step the exported EMA sits (1 - decay) of the way from the init to the trained G: ramped

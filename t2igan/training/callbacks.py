@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from ..card import write_card
 from ..checkpoint import save_checkpoint
 from ..evaluate import quick_metrics
 from ..images import make_grid, to_pil
 from ..pipeline import T2IGANPipeline, noise_for_seeds
+from ..weights import resolve_model
 from .config import CHECKPOINT
 from .state import Run, rng_state
 
@@ -132,6 +134,9 @@ def save_model(run: Run) -> None:
     T2IGANPipeline(generator=generator.eval(), discriminator=copy.deepcopy(run.D_plain).cpu().eval(),
                    text_encoder=run.encoder.model, tokenizer=run.encoder.tokenizer, text_encoder_id=run.encoder_id,
                    default_truncation=run.default_truncation, styles=run.styles).save_pretrained(run.cfg.out)
+    write_card(run.cfg.out, base=resolve_model(run.cfg.init) if run.cfg.init else None, pairs=len(run.data),
+               step=run.step, total=run.cfg.steps, batch_size=run.batch_size,
+               resolution=generator.config.resolution, encoder=run.encoder_id)
     run.emit({"type": "saved", "path": str(run.cfg.out), "step": run.step})
 
 
