@@ -9,7 +9,8 @@ from pathlib import Path
 from .atomic import write_file
 
 GENERATED = "<!-- written by t2igan train at each save: delete this line to keep your own edits -->"
-_LICENSE = re.compile(r"\A---\n(?:.*\n)*?license:\s*(\S+)\s*\n(?:.*\n)*?---\n")
+FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)  # a Hugging Face card's YAML header: metadata, not text
+_LICENSE = re.compile(r"^license:\s*(\S+)\s*$", re.M)
 
 
 def card_license(folder: str | Path) -> str | None:
@@ -17,7 +18,8 @@ def card_license(folder: str | Path) -> str | None:
     readme = Path(folder) / "README.md"
     if not readme.is_file():
         return None
-    m = _LICENSE.match(readme.read_text(encoding="utf-8", errors="replace"))
+    header = FRONT_MATTER.match(readme.read_text(encoding="utf-8", errors="replace"))
+    m = _LICENSE.search(header.group(0)) if header else None
     return m.group(1) if m else None
 
 
@@ -39,6 +41,7 @@ def write_card(out: str | Path, *, base: Path | None, pairs: int, step: int, tot
         origin = "A model trained from scratch"
         terms = "Its licence is that of your training pictures: set `license:` above before sharing it."
     status = "" if step >= total else f" (stopped at step {step} of {total})"
+    base_line = f"base_model: {base.name}\n" if base is not None else ""
     text = f"""---
 license: {licence or "other"}
 library_name: t2igan
@@ -47,7 +50,7 @@ tags:
   - gan
   - text-to-image
   - t2igan
-{f"base_model: {base.name}" + chr(10) if base is not None else ""}---
+{base_line}---
 
 {GENERATED}
 

@@ -10,13 +10,13 @@ import time
 import gradio as gr
 import torch
 
+from ..card import FRONT_MATTER
 from ..export import ExportError, export_onnx
 from ..sheet import prompt_sheet
 from ..weights import NoModelError, resolve_model
 from .messages import refusal
 from .state import Studio, private_file
 
-_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)  # a Hugging Face card's YAML header: metadata, not text
 MAX_CARD_CHARS = 64_000  # the shipped card is about 9 KB; a huge README from elsewhere is cut
 # ![alt](target) and [text](target) with a relative target: the app serves nothing from model folders or the
 # repository
@@ -32,7 +32,7 @@ def card(model: str | None) -> str:
         return refusal("card", e)
     readme = path / "README.md"
     if readme.is_file():
-        text = _FRONT_MATTER.sub("", readme.read_text(encoding="utf-8", errors="replace"), count=1)[:MAX_CARD_CHARS]
+        text = FRONT_MATTER.sub("", readme.read_text(encoding="utf-8", errors="replace"), count=1)[:MAX_CARD_CHARS]
         text = _LOCAL_IMAGE.sub(lambda m: f"*(image “{m.group(1)}” — see the model folder's README.md)*", text)
         return _LOCAL_LINK.sub(r"\1", text)  # the link's words, without a target the app does not serve
     gen = json.loads((path / "generator" / "config.json").read_text())

@@ -49,6 +49,9 @@ def private_file(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"t2igan-{uuid.uuid4().hex}-", dir=root)) / name
 
 
+_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
+
+
 def visitor(request, browser: str | None = None) -> str:
     """Who is asking: the login when the app has one, else the page's browser id (`browser_id`, kept in the browser's
     storage: both survive page reloads), else Gradio's session of this page or API client."""
@@ -59,9 +62,6 @@ def visitor(request, browser: str | None = None) -> str:
     if isinstance(browser, str) and _BROWSER_ID.fullmatch(browser):
         return f"browser:{browser}"
     return f"session:{request.session_hash}"
-
-
-_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 def browser_id(stored: str | None) -> str:
